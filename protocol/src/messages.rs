@@ -1,0 +1,349 @@
+//! The messages roles exchange, and their payload formats inside a [`wire`] envelope.
+//!
+//! Each message has `encode` (to sealed bytes) and `decode` (from sealed bytes, against
+//! the receiving role's own parameters). The main server shards the gallery without
+//! ever parsing a ciphertext: enrolment units pass through it as raw bytes.
+
+use crate::error::{ProtocolError, Result};
+use crate::params::Params;
+use crate::wire::{self, Artifact, Reader, Writer};
+use fhe::bfv::{Ciphertext, EvaluationKey, RelinearizationKey};
+use fhe_traits::Serialize;
+
+/// Limits on counts read from the wire, so a corrupt count cannot ask for terabytes.
+const MAX_FEATURES: u64 = 4096;
+const MAX_ITEMS: u64 = 1 << 32;
+
+/// Which encrypted layout a deployment runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// Blind-Touch's slot layout; optionally with encrypted weights and mask.
+    BlindTouch {
+        /// Reproduce Blind-Touch's ciphertext×ciphertext weight and mask products.
+        encrypted_weights: bool,
+    },
+    /// Feature-major layout with tensor products only.
+    Columnar,
+}
+
+impl Layout {
+    fn tag(self) -> u64 {
+        match self {
+            Layout::BlindTouch {
+                encrypted_weights: false,
+            } => 1,
+            Layout::BlindTouch {
+                encrypted_weights: true,
+            } => 2,
+            Layout::Columnar => 3,
+        }
+    }
+
+    fn from_tag(tag: u64) -> Result<Self> {
+        Ok(match tag {
+            1 => Layout::BlindTouch {
+                encrypted_weights: false,
+            },
+            2 => Layout::BlindTouch {
+                encrypted_weights: true,
+            },
+            3 => Layout::Columnar,
+            other => {
+                return Err(ProtocolError::wire(
+                    "setup",
+                    format!("unknown layout tag {other}"),
+                ))
+            }
+        })
+    }
+
+    /// Components of one evaluated ciphertext: 2 after relinearization, 3 without.
+    pub fn result_components(self) -> usize {
+        match self {
+            Layout::BlindTouch { .. } => 2,
+            Layout::Columnar => 3,
+        }
+    }
+}
+
+/// What the client gives the servers so they can evaluate: the head weights (in the
+/// clear, or encrypted with the mask in Blind-Touch's faithful mode) and, for
+/// blindtouch, relinearization and rotation keys. Never anything secret.
+pub struct Setup {
+    /// The layout the gallery and queries use.
+    pub layout: Layout,
+    /// Template length d.
+    pub features: usize,
+    /// Quantized weights in the clear (absent when they are encrypted).
+    pub weights: Option<Vec<i64>>,
+    /// Relinearization key (blindtouch).
+    pub relin_key: Option<RelinearizationKey>,
+    /// Rotation keys (blindtouch).
+    pub rotation_keys: Option<EvaluationKey>,
+    /// Encrypted repeated weights and encrypted mask (blindtouch, encrypted_weights).
+    pub encrypted: Option<(Ciphertext, Ciphertext)>,
+}
+
+/// Byte sizes of the evaluation material, for reports.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SetupSizes {
+    /// The whole setup message.
+    pub total: usize,
+    /// The relinearization key.
+    pub relin_key: usize,
+    /// All rotation (Galois) keys.
+    pub rotation_keys: usize,
+    /// Encrypted weights and mask.
+    pub encrypted_weights: usize,
+}
+
+fn optional(w: &mut Writer, bytes: Option<Vec<u8>>) -> usize {
+    match bytes {
+        Some(b) => {
+            w.u64(1).bytes(&b);
+            b.len()
+        }
+        None => {
+            w.u64(0);
+            0
+        }
+    }
+}
+
+fn read_flag(r: &mut Reader, field: &str) -> Result<bool> {
+    match r.u64(field)? {
+        0 => Ok(false),
+        1 => Ok(true),
+        other => Err(ProtocolError::wire(
+            "setup",
+            format!("{field} flag is {other}"),
+        )),
+    }
+}
+
+impl Setup {
+    /// Sealed bytes and the sizes of their parts.
+    pub fn encode(&self, params: &Params) -> (Vec<u8>, SetupSizes) {
+        let mut w = Writer::new();
+        w.u64(self.layout.tag()).u64(self.features as u64);
+        match &self.weights {
+            Some(ws) => {
+                w.u64(1).u64(ws.len() as u64);
+                ws.iter().for_each(|&x| {
+                    w.i64(x);
+                });
+            }
+            None => {
+                w.u64(0);
+            }
+        }
+        let relin_key = optional(&mut w, self.relin_key.as_ref().map(|k| k.to_bytes()));
+        let rotation_keys = optional(&mut w, self.rotation_keys.as_ref().map(|k| k.to_bytes()));
+        let encrypted_weights = match &self.encrypted {
+            Some((weights, mask)) => {
+                let (a, b) = (weights.to_bytes(), mask.to_bytes());
+                w.u64(1).bytes(&a).bytes(&b);
+                a.len() + b.len()
+            }
+            None => {
+                w.u64(0);
+                0
+            }
+        };
+        let bytes = wire::seal(Artifact::Setup, params.fingerprint(), &w.finish());
+        let sizes = SetupSizes {
+            total: bytes.len(),
+            relin_key,
+            rotation_keys,
+            encrypted_weights,
+        };
+        (bytes, sizes)
+    }
+
+    /// Parses setup bytes against the receiver's parameters.
+    pub fn decode(bytes: &[u8], params: &Params) -> Result<Self> {
+        let payload = wire::open(bytes, Artifact::Setup, params.fingerprint())?;
+        let par = params.bfv();
+        let mut r = Reader::new("setup", payload);
+        let layout = Layout::from_tag(r.u64("layout")?)?;
+        let features = r.count("features", MAX_FEATURES)?;
+        let weights = if read_flag(&mut r, "weights")? {
+            let n = r.count("weight count", MAX_FEATURES)?;
+            if n != features {
+                return Err(ProtocolError::wire(
+                    "setup",
+                    format!("{n} weights for {features} features"),
+                ));
+            }
+            Some(
+                (0..n)
+                    .map(|_| r.i64("weight"))
+                    .collect::<Result<Vec<_>>>()?,
+            )
+        } else {
+            None
+        };
+        let relin_key = if read_flag(&mut r, "relinearization key")? {
+            Some(wire::decode_parametrized(
+                "relinearization key",
+                r.bytes("relinearization key")?,
+                par,
+            )?)
+        } else {
+            None
+        };
+        let rotation_keys = if read_flag(&mut r, "rotation keys")? {
+            Some(wire::decode_parametrized(
+                "rotation keys",
+                r.bytes("rotation keys")?,
+                par,
+            )?)
+        } else {
+            None
+        };
+        let encrypted = if read_flag(&mut r, "encrypted weights")? {
+            let weights = r.ciphertext("encrypted weights", par, Some(2))?;
+            let mask = r.ciphertext("encrypted mask", par, Some(2))?;
+            Some((weights, mask))
+        } else {
+            None
+        };
+        r.finish()?;
+        Ok(Self {
+            layout,
+            features,
+            weights,
+            relin_key,
+            rotation_keys,
+            encrypted,
+        })
+    }
+}
+
+/// One gallery ciphertext and where it belongs: ciphertext index `group` (blindtouch,
+/// `feature` = 0) or group `group`, feature `feature` (columnar).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct UnitId {
+    /// Gallery ciphertext index (blindtouch) or user group (columnar).
+    pub group: usize,
+    /// Feature index within a columnar group; 0 for blindtouch.
+    pub feature: usize,
+}
+
+/// A gallery ciphertext, still serialized: the main server moves these without parsing.
+pub struct RawUnit<'a> {
+    /// Where it belongs.
+    pub id: UnitId,
+    /// Its fhe.rs bytes.
+    pub bytes: &'a [u8],
+}
+
+/// The encrypted gallery (client → main server, kind `Enrolment`) or one cluster's part
+/// of it (main server → cluster, kind `Shard`).
+pub struct Gallery;
+
+impl Gallery {
+    /// Seals `users` and the units.
+    pub fn encode<'a>(
+        kind: Artifact,
+        params: &Params,
+        users: usize,
+        units: impl ExactSizeIterator<Item = (UnitId, &'a [u8])>,
+    ) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.u64(users as u64).u64(units.len() as u64);
+        for (id, bytes) in units {
+            w.u64(id.group as u64).u64(id.feature as u64).bytes(bytes);
+        }
+        wire::seal(kind, params.fingerprint(), &w.finish())
+    }
+
+    /// Opens the envelope and lists the units without parsing any ciphertext.
+    pub fn decode_raw<'a>(
+        bytes: &'a [u8],
+        kind: Artifact,
+        params: &Params,
+    ) -> Result<(usize, Vec<RawUnit<'a>>)> {
+        let payload = wire::open(bytes, kind, params.fingerprint())?;
+        let mut r = Reader::new(kind.name(), payload);
+        let users = r.count("user count", MAX_ITEMS)?;
+        let n = r.count("unit count", MAX_ITEMS)?;
+        let mut units = Vec::with_capacity(n.min(1 << 16));
+        for _ in 0..n {
+            let group = r.count("unit group", MAX_ITEMS)?;
+            let feature = r.count("unit feature", MAX_FEATURES)?;
+            let bytes = r.bytes("unit ciphertext")?;
+            units.push(RawUnit {
+                id: UnitId { group, feature },
+                bytes,
+            });
+        }
+        r.finish()?;
+        Ok((users, units))
+    }
+
+    /// Opens the envelope and parses every ciphertext (what a cluster server does).
+    pub fn decode(
+        bytes: &[u8],
+        kind: Artifact,
+        params: &Params,
+    ) -> Result<(usize, Vec<(UnitId, Ciphertext)>)> {
+        let (users, raw) = Self::decode_raw(bytes, kind, params)?;
+        let mut units = Vec::with_capacity(raw.len());
+        for unit in raw {
+            let ct = wire::decode_ciphertext(
+                kind.name(),
+                "gallery ciphertext",
+                unit.bytes,
+                params.bfv(),
+                Some(2),
+            )?;
+            units.push((unit.id, ct));
+        }
+        Ok((users, units))
+    }
+}
+
+/// A list of indexed ciphertexts: the query (index = feature), a cluster's evaluated
+/// ciphertexts, or the compressed results.
+pub struct Ciphertexts;
+
+impl Ciphertexts {
+    /// Seals indexed ciphertexts with an extra number (a cluster's evaluation time in ns).
+    pub fn encode(
+        kind: Artifact,
+        params: &Params,
+        extra: u64,
+        items: &[(usize, Ciphertext)],
+    ) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.u64(extra).u64(items.len() as u64);
+        for (index, ct) in items {
+            w.u64(*index as u64).ciphertext(ct);
+        }
+        wire::seal(kind, params.fingerprint(), &w.finish())
+    }
+
+    /// Parses them back, each with `components` polynomials.
+    pub fn decode(
+        bytes: &[u8],
+        kind: Artifact,
+        params: &Params,
+        components: usize,
+    ) -> Result<(u64, Vec<(usize, Ciphertext)>)> {
+        let payload = wire::open(bytes, kind, params.fingerprint())?;
+        let mut r = Reader::new(kind.name(), payload);
+        let extra = r.u64("header")?;
+        let n = r.count("ciphertext count", MAX_ITEMS)?;
+        let mut items = Vec::with_capacity(n.min(1 << 16));
+        for _ in 0..n {
+            let index = r.count("ciphertext index", MAX_ITEMS)?;
+            items.push((
+                index,
+                r.ciphertext("ciphertext", params.bfv(), Some(components))?,
+            ));
+        }
+        r.finish()?;
+        Ok((extra, items))
+    }
+}

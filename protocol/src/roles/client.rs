@@ -1,0 +1,261 @@
+//! The client: the only role that holds the secret key. It quantizes and encrypts the
+//! gallery and queries, hands the servers evaluation material, and decrypts and decides.
+
+use crate::error::{ProtocolError, Result};
+use crate::layout::{BlindTouchLayout, ColumnarLayout};
+use crate::messages::{Ciphertexts, Gallery, Layout, Setup, SetupSizes, UnitId};
+use crate::outcome::Decision;
+use crate::params::Params;
+use crate::quantize::QuantizedModel;
+use crate::wire::Artifact;
+use fhe::bfv::{
+    Ciphertext, Encoding, EvaluationKeyBuilder, Plaintext, RelinearizationKey, SecretKey,
+};
+use fhe_traits::{FheDecoder, FheDecrypter, FheEncoder, FheEncrypter, Serialize};
+use rayon::prelude::*;
+use std::sync::OnceLock;
+
+/// Holds the secret key and the quantized model.
+pub struct Client {
+    params: Params,
+    layout: Layout,
+    model: QuantizedModel,
+    secret_key: SecretKey,
+    /// Evaluation keys belong to the secret key: made once, handed to any deployment.
+    setup: OnceLock<(Vec<u8>, SetupSizes)>,
+}
+
+impl Client {
+    /// Generates a secret key (OS randomness) after checking that `params` can hold every
+    /// score the model can produce and that the layout fits the model.
+    pub fn new(params: Params, layout: Layout, model: QuantizedModel) -> Result<Self> {
+        params.check_score_bound(model.score_bound())?;
+        match layout {
+            Layout::BlindTouch { .. } => {
+                BlindTouchLayout::new(params.degree(), model.features())?;
+            }
+            Layout::Columnar => {
+                ColumnarLayout::new(params.degree(), model.features())?;
+            }
+        }
+        let secret_key = SecretKey::random(params.bfv(), &mut rand::rng());
+        Ok(Self {
+            params,
+            layout,
+            model,
+            secret_key,
+            setup: OnceLock::new(),
+        })
+    }
+
+    /// The parameter set.
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+
+    /// The layout.
+    pub fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    /// The quantized model.
+    pub fn model(&self) -> &QuantizedModel {
+        &self.model
+    }
+
+    fn blindtouch(&self) -> Result<BlindTouchLayout> {
+        BlindTouchLayout::new(self.params.degree(), self.model.features())
+    }
+
+    fn columnar(&self) -> Result<ColumnarLayout> {
+        ColumnarLayout::new(self.params.degree(), self.model.features())
+    }
+
+    fn encrypt_simd(&self, slots: &[i64]) -> Result<Ciphertext> {
+        let pt = Plaintext::try_encode(slots, Encoding::simd(), self.params.bfv())?;
+        Ok(self.secret_key.try_encrypt(&pt, &mut rand::rng())?)
+    }
+
+    /// Evaluation keys and weights for the servers (sealed), with their sizes; generated
+    /// on the first call.
+    pub fn setup_message(&self) -> Result<&(Vec<u8>, SetupSizes)> {
+        if let Some(done) = self.setup.get() {
+            return Ok(done);
+        }
+        let made = self.make_setup()?;
+        Ok(self.setup.get_or_init(|| made))
+    }
+
+    fn make_setup(&self) -> Result<(Vec<u8>, SetupSizes)> {
+        let features = self.model.features();
+        let setup = match self.layout {
+            Layout::Columnar => Setup {
+                layout: self.layout,
+                features,
+                weights: Some(self.model.weights.clone()),
+                relin_key: None,
+                rotation_keys: None,
+                encrypted: None,
+            },
+            Layout::BlindTouch { encrypted_weights } => {
+                let layout = self.blindtouch()?;
+                let mut rng = rand::rng();
+                let relin_key = RelinearizationKey::new(&self.secret_key, &mut rng)?;
+                let mut builder = EvaluationKeyBuilder::new(&self.secret_key)?;
+                for r in layout.rotations_needed() {
+                    builder.enable_column_rotation(r)?;
+                }
+                let rotation_keys = builder.build(&mut rng)?;
+                let encrypted = if encrypted_weights {
+                    let w = self.encrypt_simd(&layout.repeat(&self.model.weights)?)?;
+                    let m = self.encrypt_simd(&layout.mask())?;
+                    Some((w, m))
+                } else {
+                    None
+                };
+                Setup {
+                    layout: self.layout,
+                    features,
+                    weights: (!encrypted_weights).then(|| self.model.weights.clone()),
+                    relin_key: Some(relin_key),
+                    rotation_keys: Some(rotation_keys),
+                    encrypted,
+                }
+            }
+        };
+        Ok(setup.encode(&self.params))
+    }
+
+    /// Quantizes, packs and encrypts the gallery (in parallel); sealed for the main server.
+    pub fn enrolment_message(&self, gallery: &[Vec<f32>]) -> Result<Vec<u8>> {
+        let quantized: Vec<Vec<i64>> = gallery.iter().map(|t| self.model.quantize(t)).collect();
+        let units: Vec<(UnitId, Vec<u8>)> = match self.layout {
+            Layout::BlindTouch { .. } => {
+                let layout = self.blindtouch()?;
+                let per = layout.users_per_ciphertext();
+                quantized
+                    .par_chunks(per)
+                    .enumerate()
+                    .map(|(k, chunk)| {
+                        let ct = self.encrypt_simd(&layout.pack_gallery(chunk, k * per)?)?;
+                        Ok((
+                            UnitId {
+                                group: k,
+                                feature: 0,
+                            },
+                            ct.to_bytes(),
+                        ))
+                    })
+                    .collect::<Result<_>>()?
+            }
+            Layout::Columnar => {
+                let layout = self.columnar()?;
+                let per = layout.users_per_group();
+                let columns: Vec<(usize, usize, Vec<i64>)> = quantized
+                    .chunks(per)
+                    .enumerate()
+                    .map(|(g, chunk)| layout.pack_group(chunk, g * per).map(|cols| (g, cols)))
+                    .collect::<Result<Vec<_>>>()?
+                    .into_iter()
+                    .flat_map(|(g, cols)| cols.into_iter().enumerate().map(move |(j, c)| (g, j, c)))
+                    .collect();
+                columns
+                    .par_iter()
+                    .map(|(g, j, column)| {
+                        let ct = self.encrypt_simd(column)?;
+                        Ok((
+                            UnitId {
+                                group: *g,
+                                feature: *j,
+                            },
+                            ct.to_bytes(),
+                        ))
+                    })
+                    .collect::<Result<_>>()?
+            }
+        };
+        Ok(Gallery::encode(
+            Artifact::Enrolment,
+            &self.params,
+            gallery.len(),
+            units.iter().map(|(id, b)| (id.clone(), b.as_slice())),
+        ))
+    }
+
+    /// Quantizes and encrypts a probe: one repeated ciphertext (blindtouch) or one constant
+    /// ciphertext per feature (columnar), indexed by feature.
+    pub fn encrypt_query(&self, probe: &[f32]) -> Result<Vec<(usize, Ciphertext)>> {
+        if probe.len() != self.model.features() {
+            return Err(ProtocolError::Layout(format!(
+                "probe has {} values, the model expects {}",
+                probe.len(),
+                self.model.features()
+            )));
+        }
+        let q = self.model.quantize(probe);
+        match self.layout {
+            Layout::BlindTouch { .. } => Ok(vec![(
+                0,
+                self.encrypt_simd(&self.blindtouch()?.repeat(&q)?)?,
+            )]),
+            Layout::Columnar => q
+                .par_iter()
+                .enumerate()
+                .map(|(j, &v)| {
+                    // A constant polynomial has the value v in every SIMD slot.
+                    let pt = Plaintext::try_encode(&[v], Encoding::poly(), self.params.bfv())?;
+                    Ok((j, self.secret_key.try_encrypt(&pt, &mut rand::rng())?))
+                })
+                .collect(),
+        }
+    }
+
+    /// Seals encrypted query ciphertexts for the main server.
+    pub fn query_message(&self, query: &[(usize, Ciphertext)]) -> Vec<u8> {
+        Ciphertexts::encode(Artifact::Query, &self.params, 0, query)
+    }
+
+    /// Parses the main server's results.
+    pub fn open_results(&self, bytes: &[u8]) -> Result<Vec<(usize, Ciphertext)>> {
+        let components = self.layout.result_components();
+        Ok(Ciphertexts::decode(bytes, Artifact::Results, &self.params, components)?.1)
+    }
+
+    /// Decrypts and decodes every result ciphertext (centred slot values), in parallel.
+    pub fn decrypt(&self, results: &[(usize, Ciphertext)]) -> Result<Vec<(usize, Vec<i64>)>> {
+        results
+            .par_iter()
+            .map(|(index, ct)| {
+                let pt = self.secret_key.try_decrypt(ct)?;
+                Ok((*index, Vec::<i64>::try_decode(&pt, Encoding::simd())?))
+            })
+            .collect()
+    }
+
+    /// Reads every user's score out of the decoded slots and decides.
+    pub fn decide(
+        &self,
+        decoded: &[(usize, Vec<i64>)],
+        users: usize,
+    ) -> Result<(Vec<i64>, Decision)> {
+        let scores = match self.layout {
+            Layout::BlindTouch { .. } => self.blindtouch()?.unpack_scores(decoded, users)?,
+            Layout::Columnar => self.columnar()?.unpack_scores(decoded, users)?,
+        };
+        let decision = Decision::from_integers(&scores, self.model.threshold_score);
+        Ok((scores, decision))
+    }
+
+    /// Smallest noise budget (bits) left in any result: how far evaluation is from
+    /// breaking decryption. Negative means some slot decrypted wrongly.
+    pub fn noise_budget(&self, results: &[(usize, Ciphertext)]) -> Result<f64> {
+        let mut worst = f64::INFINITY;
+        for (_, ct) in results {
+            // SAFETY: measure_noise is only variable-time in the noise; the client owns the key
+            // and the measurement never leaves it.
+            let noise = unsafe { self.secret_key.measure_noise(ct)? };
+            worst = worst.min(self.params.noise_capacity() - noise as f64);
+        }
+        Ok(worst)
+    }
+}

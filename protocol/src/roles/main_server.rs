@@ -1,0 +1,297 @@
+//! The main server: holds nothing secret and no gallery. It forwards the client's
+//! evaluation material, shards the gallery over the clusters, fans each query out to
+//! them in parallel, and gathers and compresses their results for the client.
+
+use crate::error::{ProtocolError, Result};
+use crate::layout::{BlindTouchLayout, ColumnarLayout};
+use crate::messages::{Ciphertexts, Gallery, Layout, Setup, UnitId};
+use crate::params::Params;
+use crate::transport::Transport;
+use crate::wire::{self, Artifact};
+use fhe::bfv::Ciphertext;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+const ROLE: &str = "main server";
+
+/// How the gallery was spread over the clusters.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ShardSummary {
+    /// Gallery ciphertexts per cluster.
+    pub per_cluster: Vec<usize>,
+    /// Serialized gallery bytes over all clusters.
+    pub stored_bytes: usize,
+}
+
+/// The main server's view of one query.
+#[derive(Clone, Debug, Default)]
+pub struct QueryStats {
+    /// Envelope check of the incoming query.
+    pub check: Duration,
+    /// Evaluation time each cluster reported (zero for clusters with no shard).
+    pub cluster_eval: Vec<Duration>,
+    /// Fan-out until the last cluster answered.
+    pub clusters_wall: Duration,
+    /// Parsing the clusters' answers.
+    pub gather: Duration,
+    /// Summing them into result ciphertexts.
+    pub compress: Duration,
+    /// Serializing the results.
+    pub serialize: Duration,
+    /// Query bytes sent to clusters, all together.
+    pub fanout_bytes: usize,
+    /// Result bytes received from clusters, all together.
+    pub gather_bytes: usize,
+    /// Result ciphertexts for the client.
+    pub result_ciphertexts: usize,
+}
+
+struct Deployment {
+    layout: Layout,
+    features: usize,
+}
+
+/// The main server.
+pub struct MainServer {
+    params: Params,
+    transport: Box<dyn Transport>,
+    deployment: Option<Deployment>,
+    /// Gallery ciphertexts per cluster.
+    shards: Vec<usize>,
+    users: usize,
+}
+
+impl MainServer {
+    /// A main server configured with its own copy of the parameter set.
+    pub fn new(params: Params, transport: Box<dyn Transport>) -> Self {
+        let clusters = transport.clusters();
+        Self {
+            params,
+            transport,
+            deployment: None,
+            shards: vec![0; clusters],
+            users: 0,
+        }
+    }
+
+    /// Number of enrolled users.
+    pub fn users(&self) -> usize {
+        self.users
+    }
+
+    /// Calls every cluster in `targets` concurrently, one thread each.
+    fn fan_out(&self, targets: &[(usize, Vec<u8>)]) -> Vec<(usize, Result<Vec<u8>>, Duration)> {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = targets
+                .iter()
+                .map(|(c, request)| {
+                    scope.spawn(move || {
+                        let start = Instant::now();
+                        let answer = self.transport.call(*c, request);
+                        (*c, answer, start.elapsed())
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| panic!("cluster thread panicked"))
+                })
+                .collect()
+        })
+    }
+
+    fn all_ok(
+        answers: Vec<(usize, Result<Vec<u8>>, Duration)>,
+    ) -> Result<Vec<(usize, Vec<u8>, Duration)>> {
+        answers
+            .into_iter()
+            .map(|(c, r, d)| {
+                r.map(|bytes| (c, bytes, d))
+                    .map_err(|e| ProtocolError::state(ROLE, format!("cluster {c} failed: {e}")))
+            })
+            .collect()
+    }
+
+    /// Checks the client's evaluation material and hands it to every cluster.
+    pub fn setup(&mut self, bytes: &[u8]) -> Result<()> {
+        let setup = Setup::decode(bytes, &self.params)?;
+        let targets: Vec<(usize, Vec<u8>)> = (0..self.transport.clusters())
+            .map(|c| (c, bytes.to_vec()))
+            .collect();
+        Self::all_ok(self.fan_out(&targets))?;
+        self.deployment = Some(Deployment {
+            layout: setup.layout,
+            features: setup.features,
+        });
+        Ok(())
+    }
+
+    fn deployment(&self) -> Result<&Deployment> {
+        self.deployment
+            .as_ref()
+            .ok_or_else(|| ProtocolError::state(ROLE, "no setup received yet"))
+    }
+
+    /// The unit ids a gallery of `users` users must consist of, in order.
+    fn expected_units(&self, users: usize) -> Result<Vec<UnitId>> {
+        let d = self.deployment()?;
+        Ok(match d.layout {
+            Layout::BlindTouch { .. } => {
+                let layout = BlindTouchLayout::new(self.params.degree(), d.features)?;
+                (0..layout.ciphertexts_for(users))
+                    .map(|group| UnitId { group, feature: 0 })
+                    .collect()
+            }
+            Layout::Columnar => {
+                let layout = ColumnarLayout::new(self.params.degree(), d.features)?;
+                (0..layout.groups_for(users))
+                    .flat_map(|group| (0..d.features).map(move |feature| UnitId { group, feature }))
+                    .collect()
+            }
+        })
+    }
+
+    /// Splits the encrypted gallery into contiguous, balanced shards (one per cluster;
+    /// clusters beyond the number of ciphertexts get none) and sends them out.
+    /// Replaces any earlier gallery.
+    pub fn enrol(&mut self, bytes: &[u8]) -> Result<ShardSummary> {
+        let (users, mut units) = Gallery::decode_raw(bytes, Artifact::Enrolment, &self.params)?;
+        units.sort_by(|a, b| a.id.cmp(&b.id));
+        let expected = self.expected_units(users)?;
+        let found: Vec<&UnitId> = units.iter().map(|u| &u.id).collect();
+        if found != expected.iter().collect::<Vec<_>>() {
+            return Err(ProtocolError::wire(
+                "enrolment",
+                format!(
+                    "{} gallery ciphertexts for {users} users do not match the layout, which needs {}",
+                    units.len(),
+                    expected.len()
+                ),
+            ));
+        }
+        let clusters = self.transport.clusters();
+        let total = units.len();
+        let mut targets = Vec::with_capacity(clusters);
+        let mut summary = ShardSummary::default();
+        for c in 0..clusters {
+            let shard = &units[c * total / clusters..(c + 1) * total / clusters];
+            summary.per_cluster.push(shard.len());
+            summary.stored_bytes += shard.iter().map(|u| u.bytes.len()).sum::<usize>();
+            let message = Gallery::encode(
+                Artifact::Shard,
+                &self.params,
+                users,
+                shard.iter().map(|u| (u.id.clone(), u.bytes)),
+            );
+            targets.push((c, message));
+        }
+        Self::all_ok(self.fan_out(&targets))?;
+        self.shards = summary.per_cluster.clone();
+        self.users = users;
+        Ok(summary)
+    }
+
+    /// Evaluates a query on every cluster holding a shard and returns sealed results.
+    pub fn query(&self, bytes: &[u8]) -> Result<(Vec<u8>, QueryStats)> {
+        let deployment = self.deployment()?;
+        if self.users == 0 {
+            return Err(ProtocolError::state(ROLE, "no gallery enrolled"));
+        }
+        let mut stats = QueryStats::default();
+        let start = Instant::now();
+        wire::open(bytes, Artifact::Query, self.params.fingerprint())?;
+        stats.check = start.elapsed();
+
+        let targets: Vec<(usize, Vec<u8>)> = (0..self.shards.len())
+            .filter(|&c| self.shards[c] > 0)
+            .map(|c| (c, bytes.to_vec()))
+            .collect();
+        stats.fanout_bytes = targets.iter().map(|(_, b)| b.len()).sum();
+        let start = Instant::now();
+        let answers = Self::all_ok(self.fan_out(&targets))?;
+        stats.clusters_wall = start.elapsed();
+
+        let start = Instant::now();
+        let components = deployment.layout.result_components();
+        stats.cluster_eval = vec![Duration::ZERO; self.shards.len()];
+        let mut evaluated: Vec<(usize, Ciphertext)> = Vec::new();
+        for (c, answer, _) in &answers {
+            stats.gather_bytes += answer.len();
+            let (nanos, items) =
+                Ciphertexts::decode(answer, Artifact::ClusterResult, &self.params, components)?;
+            stats.cluster_eval[*c] = Duration::from_nanos(nanos);
+            evaluated.extend(items);
+        }
+        stats.gather = start.elapsed();
+
+        let start = Instant::now();
+        let results = self.compress(deployment, evaluated)?;
+        stats.compress = start.elapsed();
+        stats.result_ciphertexts = results.len();
+
+        let start = Instant::now();
+        let sealed = Ciphertexts::encode(Artifact::Results, &self.params, 0, &results);
+        stats.serialize = start.elapsed();
+        Ok((sealed, stats))
+    }
+
+    /// blindtouch: adds evaluated ciphertext k into result k / d (each already rotated to
+    /// its offset k mod d by its cluster). columnar: adds each group's partial sums.
+    fn compress(
+        &self,
+        d: &Deployment,
+        evaluated: Vec<(usize, Ciphertext)>,
+    ) -> Result<Vec<(usize, Ciphertext)>> {
+        let (expected, place): (usize, Box<dyn Fn(usize) -> usize>) = match d.layout {
+            Layout::BlindTouch { .. } => {
+                let layout = BlindTouchLayout::new(self.params.degree(), d.features)?;
+                (
+                    layout.ciphertexts_for(self.users),
+                    Box::new(move |k| layout.placement(k).0),
+                )
+            }
+            Layout::Columnar => {
+                let layout = ColumnarLayout::new(self.params.degree(), d.features)?;
+                (layout.groups_for(self.users), Box::new(|g| g))
+            }
+        };
+        let mut results: BTreeMap<usize, Ciphertext> = BTreeMap::new();
+        let mut seen = std::collections::BTreeSet::new();
+        for (index, ct) in evaluated {
+            let in_range = match d.layout {
+                Layout::BlindTouch { .. } => seen.insert(index) && index < expected,
+                Layout::Columnar => index < expected,
+            };
+            if !in_range {
+                return Err(ProtocolError::state(
+                    ROLE,
+                    format!("a cluster returned an unexpected or duplicate result {index}"),
+                ));
+            }
+            match results.entry(place(index)) {
+                std::collections::btree_map::Entry::Vacant(v) => {
+                    v.insert(ct);
+                }
+                std::collections::btree_map::Entry::Occupied(mut o) => *o.get_mut() += &ct,
+            }
+        }
+        let groups = match d.layout {
+            Layout::BlindTouch { .. } => expected.div_ceil(d.features),
+            Layout::Columnar => expected,
+        };
+        if results.len() != groups
+            || (matches!(d.layout, Layout::BlindTouch { .. }) && seen.len() != expected)
+        {
+            return Err(ProtocolError::state(
+                ROLE,
+                format!(
+                    "clusters returned results for {} of {groups} result ciphertexts",
+                    results.len()
+                ),
+            ));
+        }
+        Ok(results.into_iter().collect())
+    }
+}

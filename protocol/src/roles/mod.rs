@@ -1,0 +1,10 @@
+//! The three roles of a deployment. Only the client holds a secret; servers see
+//! ciphertexts, public keys and the public head weights.
+
+mod client;
+mod cluster_server;
+mod main_server;
+
+pub use client::Client;
+pub use cluster_server::ClusterServer;
+pub use main_server::{MainServer, QueryStats, ShardSummary};

@@ -1,0 +1,390 @@
+//! The byte format of everything that crosses a role boundary.
+//!
+//! fhe.rs deserializes ciphertexts against whatever parameters it is handed and checks
+//! little (it ignores the serialized degree, and trusts coefficient values), so bytes
+//! from another parameter set can decode into garbage instead of failing. Every artifact
+//! is therefore sealed in an envelope:
+//!
+//! ```text
+//! magic "TSTN" | version u8 | kind u8 | parameter fingerprint u64 | payload length u64
+//! | payload checksum u64 (FNV-1a) | payload
+//! ```
+//!
+//! so a foreign parameter set, a truncated message, a message of the wrong kind or a
+//! flipped bit is refused with a clear error before fhe.rs sees the bytes. The checksum
+//! detects accidents, not attacks: integrity against an adversary is the transport's job.
+
+use crate::error::{ProtocolError, Result};
+use fhe::bfv::{BfvParameters, Ciphertext};
+use fhe_traits::{DeserializeParametrized, Serialize};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+const MAGIC: &[u8; 4] = b"TSTN";
+const VERSION: u8 = 1;
+const HEADER_LEN: usize = 4 + 1 + 1 + 8 + 8 + 8;
+
+/// What an envelope holds; a role refuses an envelope of another kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Artifact {
+    /// Evaluation material the client hands the servers (keys, weights, mask).
+    Setup = 1,
+    /// The client's encrypted gallery.
+    Enrolment = 2,
+    /// One cluster's shard of the gallery.
+    Shard = 3,
+    /// An encrypted query.
+    Query = 4,
+    /// One cluster's evaluated ciphertexts.
+    ClusterResult = 5,
+    /// The compressed results the client decrypts.
+    Results = 6,
+}
+
+impl Artifact {
+    fn from_byte(b: u8) -> Option<Self> {
+        Some(match b {
+            1 => Self::Setup,
+            2 => Self::Enrolment,
+            3 => Self::Shard,
+            4 => Self::Query,
+            5 => Self::ClusterResult,
+            6 => Self::Results,
+            _ => return None,
+        })
+    }
+
+    /// Human name used in error messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Setup => "setup",
+            Self::Enrolment => "enrolment",
+            Self::Shard => "gallery shard",
+            Self::Query => "query",
+            Self::ClusterResult => "cluster result",
+            Self::Results => "results",
+        }
+    }
+}
+
+/// 64-bit FNV-1a.
+pub fn fnv1a(bytes: impl IntoIterator<Item = u8>) -> u64 {
+    bytes.into_iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// Wraps a payload in an envelope.
+pub fn seal(kind: Artifact, fingerprint: u64, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
+    out.extend_from_slice(MAGIC);
+    out.push(VERSION);
+    out.push(kind as u8);
+    out.extend_from_slice(&fingerprint.to_le_bytes());
+    out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    out.extend_from_slice(&fnv1a(payload.iter().copied()).to_le_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+/// The kind of a sealed message, so a server can dispatch before opening it fully.
+pub fn peek(bytes: &[u8]) -> Result<Artifact> {
+    if bytes.len() < HEADER_LEN || &bytes[..4] != MAGIC {
+        return Err(ProtocolError::wire(
+            "request",
+            "not a touchstone message (bad magic or truncated header)",
+        ));
+    }
+    Artifact::from_byte(bytes[5])
+        .ok_or_else(|| ProtocolError::wire("request", format!("unknown kind {}", bytes[5])))
+}
+
+/// Checks an envelope and returns its payload.
+pub fn open(bytes: &[u8], kind: Artifact, fingerprint: u64) -> Result<&[u8]> {
+    let what = kind.name();
+    if bytes.len() < HEADER_LEN {
+        return Err(ProtocolError::wire(
+            what,
+            format!(
+                "truncated: {} bytes, a header alone is {HEADER_LEN}",
+                bytes.len()
+            ),
+        ));
+    }
+    if &bytes[..4] != MAGIC {
+        return Err(ProtocolError::wire(
+            what,
+            "not a touchstone message (bad magic)",
+        ));
+    }
+    if bytes[4] != VERSION {
+        return Err(ProtocolError::wire(
+            what,
+            format!("format version {} (this build reads {VERSION})", bytes[4]),
+        ));
+    }
+    match Artifact::from_byte(bytes[5]) {
+        Some(found) if found == kind => {}
+        Some(found) => {
+            return Err(ProtocolError::wire(
+                what,
+                format!("holds a {} message instead", found.name()),
+            ))
+        }
+        None => {
+            return Err(ProtocolError::wire(
+                what,
+                format!("unknown kind {}", bytes[5]),
+            ))
+        }
+    }
+    let word = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
+    let found_fingerprint = word(6);
+    if found_fingerprint != fingerprint {
+        return Err(ProtocolError::wire(
+            what,
+            format!(
+                "made under another parameter set (fingerprint {found_fingerprint:016x}, \
+                 expected {fingerprint:016x})"
+            ),
+        ));
+    }
+    let length = word(14);
+    let payload = &bytes[HEADER_LEN..];
+    if payload.len() as u64 != length {
+        return Err(ProtocolError::wire(
+            what,
+            format!(
+                "payload is {} bytes, header announces {length} (truncated or padded)",
+                payload.len()
+            ),
+        ));
+    }
+    if fnv1a(payload.iter().copied()) != word(22) {
+        return Err(ProtocolError::wire(
+            what,
+            "checksum mismatch: corrupted in transit",
+        ));
+    }
+    Ok(payload)
+}
+
+/// Appends length-prefixed fields to a payload.
+#[derive(Default)]
+pub struct Writer {
+    buf: Vec<u8>,
+}
+
+impl Writer {
+    /// An empty payload.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A little-endian u64.
+    pub fn u64(&mut self, v: u64) -> &mut Self {
+        self.buf.extend_from_slice(&v.to_le_bytes());
+        self
+    }
+
+    /// A little-endian i64.
+    pub fn i64(&mut self, v: i64) -> &mut Self {
+        self.u64(v as u64)
+    }
+
+    /// A length-prefixed byte string.
+    pub fn bytes(&mut self, b: &[u8]) -> &mut Self {
+        self.u64(b.len() as u64);
+        self.buf.extend_from_slice(b);
+        self
+    }
+
+    /// A serialized ciphertext.
+    pub fn ciphertext(&mut self, ct: &Ciphertext) -> &mut Self {
+        self.bytes(&ct.to_bytes())
+    }
+
+    /// The finished payload.
+    pub fn finish(self) -> Vec<u8> {
+        self.buf
+    }
+}
+
+/// Reads fields back, reporting what it was reading when bytes ran out.
+pub struct Reader<'a> {
+    what: &'static str,
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    /// Reads the payload of a `what` message.
+    pub fn new(what: &'static str, buf: &'a [u8]) -> Self {
+        Self { what, buf, pos: 0 }
+    }
+
+    fn take(&mut self, n: usize, field: &str) -> Result<&'a [u8]> {
+        let end = self.pos.checked_add(n).filter(|&e| e <= self.buf.len());
+        match end {
+            Some(end) => {
+                let s = &self.buf[self.pos..end];
+                self.pos = end;
+                Ok(s)
+            }
+            None => Err(ProtocolError::wire(
+                self.what,
+                format!(
+                    "truncated while reading {field} at byte {} ({} bytes wanted, {} left)",
+                    self.pos,
+                    n,
+                    self.buf.len() - self.pos
+                ),
+            )),
+        }
+    }
+
+    /// A little-endian u64.
+    pub fn u64(&mut self, field: &str) -> Result<u64> {
+        let b = self.take(8, field)?;
+        Ok(u64::from_le_bytes(b.try_into().expect("8 bytes")))
+    }
+
+    /// A u64 that must be at most `max` (counts that size allocations).
+    pub fn count(&mut self, field: &str, max: u64) -> Result<usize> {
+        let v = self.u64(field)?;
+        if v > max {
+            return Err(ProtocolError::wire(
+                self.what,
+                format!("{field} = {v} exceeds the limit {max}"),
+            ));
+        }
+        Ok(v as usize)
+    }
+
+    /// A little-endian i64.
+    pub fn i64(&mut self, field: &str) -> Result<i64> {
+        Ok(self.u64(field)? as i64)
+    }
+
+    /// A length-prefixed byte string.
+    pub fn bytes(&mut self, field: &str) -> Result<&'a [u8]> {
+        let n = self.u64(field)?;
+        let n =
+            usize::try_from(n).map_err(|_| ProtocolError::wire(self.what, "length overflow"))?;
+        self.take(n, field)
+    }
+
+    /// A ciphertext under `par` with `components` polynomials (None: any number ≥ 2).
+    pub fn ciphertext(
+        &mut self,
+        field: &str,
+        par: &Arc<BfvParameters>,
+        components: Option<usize>,
+    ) -> Result<Ciphertext> {
+        let bytes = self.bytes(field)?;
+        decode_ciphertext(self.what, field, bytes, par, components)
+    }
+
+    /// Fails unless every byte was consumed.
+    pub fn finish(self) -> Result<()> {
+        if self.pos != self.buf.len() {
+            return Err(ProtocolError::wire(
+                self.what,
+                format!("{} unexpected trailing bytes", self.buf.len() - self.pos),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// fhe.rs deserialization of a top-level ciphertext with `components` polynomials (None:
+/// any number), with any panic inside fhe.rs turned into an error: bad bytes must never
+/// bring a server down.
+pub fn decode_ciphertext(
+    what: &str,
+    field: &str,
+    bytes: &[u8],
+    par: &Arc<BfvParameters>,
+    components: Option<usize>,
+) -> Result<Ciphertext> {
+    let decoded = catch_unwind(AssertUnwindSafe(|| Ciphertext::from_bytes(bytes, par)));
+    match decoded {
+        Ok(Ok(ct)) => {
+            if let Some(n) = components.filter(|&n| n != ct.len()) {
+                return Err(ProtocolError::wire(
+                    what,
+                    format!("{field} has {} components, expected {n}", ct.len()),
+                ));
+            }
+            // Every artifact of this protocol lives at the top level of the modulus chain.
+            let level = par.level_of_context(ct[0].ctx()).unwrap_or(usize::MAX);
+            if level != 0 {
+                return Err(ProtocolError::wire(
+                    what,
+                    format!("{field} is not at the top level"),
+                ));
+            }
+            Ok(ct)
+        }
+        Ok(Err(e)) => Err(ProtocolError::wire(what, format!("{field}: {e}"))),
+        Err(_) => Err(ProtocolError::wire(
+            what,
+            format!("{field}: malformed ciphertext"),
+        )),
+    }
+}
+
+/// Decodes an fhe.rs key (or any parametrized object) with panics turned into errors.
+pub fn decode_parametrized<T>(what: &str, bytes: &[u8], par: &Arc<BfvParameters>) -> Result<T>
+where
+    T: DeserializeParametrized<Parameters = BfvParameters, Error = fhe::Error>,
+{
+    match catch_unwind(AssertUnwindSafe(|| T::from_bytes(bytes, par))) {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(ProtocolError::wire(what, e.to_string())),
+        Err(_) => Err(ProtocolError::wire(what, "malformed key material")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_refusals() {
+        let payload = b"hello ciphertexts".to_vec();
+        let sealed = seal(Artifact::Query, 42, &payload);
+        assert_eq!(open(&sealed, Artifact::Query, 42).unwrap(), &payload[..]);
+
+        let err = |bytes: &[u8], kind, fp| open(bytes, kind, fp).unwrap_err().to_string();
+        assert!(err(&sealed, Artifact::Query, 7).contains("another parameter set"));
+        assert!(err(&sealed, Artifact::Results, 42).contains("holds a query message"));
+        assert!(err(&sealed[..sealed.len() - 1], Artifact::Query, 42).contains("truncated"));
+        assert!(err(&sealed[..10], Artifact::Query, 42).contains("truncated"));
+        let mut flipped = sealed.clone();
+        *flipped.last_mut().unwrap() ^= 1;
+        assert!(err(&flipped, Artifact::Query, 42).contains("checksum"));
+        let mut magic = sealed.clone();
+        magic[0] = b'X';
+        assert!(err(&magic, Artifact::Query, 42).contains("magic"));
+    }
+
+    #[test]
+    fn reader_reports_truncation_with_field() {
+        let mut w = Writer::new();
+        w.u64(5).bytes(b"abc");
+        let buf = w.finish();
+        let mut r = Reader::new("test", &buf[..buf.len() - 1]);
+        assert_eq!(r.u64("count").unwrap(), 5);
+        let e = r.bytes("blob").unwrap_err().to_string();
+        assert!(e.contains("truncated while reading blob"), "{e}");
+
+        let mut r = Reader::new("test", &buf);
+        assert!(r
+            .count("count", 4)
+            .unwrap_err()
+            .to_string()
+            .contains("exceeds"));
+    }
+}
