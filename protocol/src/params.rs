@@ -451,8 +451,8 @@ mod tests {
         assert!(err_text(&ParamSpec::new(
             "r",
             8192,
-            &[30],
-            PlaintextModulus::Bits(30)
+            &[35],
+            PlaintextModulus::Bits(40)
         ))
         .contains("no room"));
         assert!(

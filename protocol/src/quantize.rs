@@ -287,9 +287,12 @@ mod tests {
         let s = integer_score(&weights, &q, &r);
         assert_eq!(s.unsigned_abs(), score_bound(&weights, 8));
         assert_eq!(score_bound(&weights, 8), worst_case_score_bound(16, 8, 8));
-        // DESIGN.md: for b = b_w = 8, |S| < 2^27, so t needs 29 bits (t > 2|S|).
-        assert!(worst_case_score_bound(16, 8, 8) < 1 << 27);
-        assert_eq!(plaintext_bits_for(worst_case_score_bound(16, 8, 8)), 29);
+        // For b = b_w = 8: |S| ≤ 16·128·255² = 133,171,200 < 2^27, and t > 2|S| needs
+        // 2^27 < t ≤ 2^28, i.e. 28 bits (DESIGN.md's 29–30 bits leave margin).
+        let bound = worst_case_score_bound(16, 8, 8);
+        assert_eq!(bound, 133_171_200);
+        assert!(2 * bound + 1 > 1 << 27 && 2 * bound + 1 < 1 << 28);
+        assert_eq!(plaintext_bits_for(bound), 28);
         assert_eq!(plaintext_bits_for(3), 3); // t > 6 needs t ≥ 7: 3 bits
     }
 

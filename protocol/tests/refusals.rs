@@ -1,0 +1,233 @@
+//! Bad input at every role boundary is a clear error, never a panic.
+
+use protocol::messages::{Ciphertexts, Gallery, Layout, UnitId};
+use protocol::roles::{Client, ClusterServer, MainServer};
+use protocol::transport::InProcess;
+use protocol::wire::{self, Artifact, Writer};
+use protocol::*;
+
+fn model() -> (synthetic::SyntheticSet, QuantizedModel) {
+    let set = synthetic::generate(600, 2, 16, 0.2, 4);
+    let q = Quantizer::calibrate(&set.calibration_samples(), 8, Calibration::MaxAbs).unwrap();
+    let m = QuantizedModel::new(&set.model, q, 8).unwrap();
+    (set, m)
+}
+
+fn params(name: &str) -> Params {
+    ParamSpec::preset(name).unwrap().build().unwrap()
+}
+
+fn main_server(preset: &str, clusters: usize) -> MainServer {
+    let p = params(preset);
+    let transport = InProcess::new(&p, clusters).unwrap();
+    MainServer::new(p, Box::new(transport))
+}
+
+fn text<T>(r: Result<T>) -> String {
+    match r {
+        Ok(_) => panic!("expected an error"),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// A deployed columnar main server with the gallery enrolled, and its client.
+fn columnar_deployment() -> (Client, MainServer, synthetic::SyntheticSet) {
+    let (set, m) = model();
+    let client = Client::new(params("col-8192"), Layout::Columnar, m).unwrap();
+    let mut main = main_server("col-8192", 2);
+    main.setup(&client.setup_message().unwrap().0).unwrap();
+    main.enrol(&client.enrolment_message(&set.gallery).unwrap())
+        .unwrap();
+    (client, main, set)
+}
+
+#[test]
+fn ciphertexts_from_another_parameter_set_are_refused() {
+    let (set, m) = model();
+    // Same layout and model, other parameters (other t): every artifact is foreign.
+    let spec = ParamSpec::new("other-t", 8192, &[55, 55], PlaintextModulus::Bits(31));
+    let foreign = Client::new(spec.build().unwrap(), Layout::Columnar, m).unwrap();
+    let (_, mut main, _) = columnar_deployment();
+
+    let msg = text(main.setup(&foreign.setup_message().unwrap().0));
+    assert!(msg.contains("another parameter set"), "{msg}");
+    let msg = text(main.enrol(&foreign.enrolment_message(&set.gallery).unwrap()));
+    assert!(
+        msg.contains("enrolment") && msg.contains("another parameter set"),
+        "{msg}"
+    );
+    let query = foreign.query_message(&foreign.encrypt_query(&set.probes[0].template).unwrap());
+    let msg = text(main.query(&query));
+    assert!(
+        msg.contains("query") && msg.contains("another parameter set"),
+        "{msg}"
+    );
+
+    // Another degree altogether.
+    let big = Client::new(params("col-16384"), Layout::Columnar, model().1).unwrap();
+    let query = big.query_message(&big.encrypt_query(&set.probes[0].template).unwrap());
+    assert!(text(main.query(&query)).contains("another parameter set"));
+}
+
+#[test]
+fn truncated_and_corrupted_messages_are_refused() {
+    let (client, main, set) = columnar_deployment();
+    let query = client.query_message(&client.encrypt_query(&set.probes[0].template).unwrap());
+    assert!(main.query(&query).is_ok());
+
+    for cut in [0, 10, 33, query.len() / 2, query.len() - 1] {
+        let msg = text(main.query(&query[..cut]));
+        assert!(
+            msg.contains("truncated") || msg.contains("bad magic"),
+            "cut {cut}: {msg}"
+        );
+    }
+    let mut flipped = query.clone();
+    let middle = flipped.len() / 2;
+    flipped[middle] ^= 0x40;
+    assert!(text(main.query(&flipped)).contains("checksum"));
+
+    // Results truncated on the way back to the client.
+    let (results, _) = main.query(&query).unwrap();
+    let msg = text(client.open_results(&results[..results.len() - 100]));
+    assert!(
+        msg.contains("results") && msg.contains("truncated"),
+        "{msg}"
+    );
+    // A message of the wrong kind.
+    let msg = text(client.open_results(&query));
+    assert!(msg.contains("holds a query message"), "{msg}");
+}
+
+#[test]
+fn well_sealed_garbage_is_refused_without_panicking() {
+    let (client, main, _) = columnar_deployment();
+    let p = client.params();
+    // Valid envelope and checksum around bytes fhe.rs cannot parse.
+    let mut w = Writer::new();
+    w.u64(0).u64(16);
+    for j in 0..16 {
+        w.u64(j).bytes(&[0xAB; 300]);
+    }
+    let sealed = wire::seal(Artifact::Query, p.fingerprint(), &w.finish());
+    let msg = text(main.query(&sealed));
+    assert!(msg.contains("cluster") && msg.contains("query"), "{msg}");
+
+    // A ciphertext count announcing far more items than present.
+    let mut w = Writer::new();
+    w.u64(0).u64(1 << 40);
+    let sealed = wire::seal(Artifact::Query, p.fingerprint(), &w.finish());
+    assert!(text(main.query(&sealed)).contains("exceeds the limit"));
+
+    // A columnar query with the wrong number of ciphertexts.
+    let probe = vec![0.1f32; 16];
+    let mut query = client.encrypt_query(&probe).unwrap();
+    query.truncate(15);
+    let msg = text(main.query(&client.query_message(&query)));
+    assert!(msg.contains("one per feature"), "{msg}");
+}
+
+#[test]
+fn over_full_layouts_and_wrong_shapes_are_refused() {
+    let (set, m) = model();
+    let bt = Client::new(
+        params("bt-8192"),
+        Layout::BlindTouch {
+            encrypted_weights: false,
+        },
+        m.clone(),
+    )
+    .unwrap();
+    // A probe or template of the wrong length.
+    assert!(text(bt.encrypt_query(&[0.0; 15])).contains("15 values"));
+    let mut bad = set.gallery.clone();
+    bad[42] = vec![0.0; 17];
+    assert!(text(bt.enrolment_message(&bad)).contains("template 42"));
+
+    // An enrolment claiming more users than its ciphertexts can hold (600 users need
+    // two blindtouch ciphertexts; one is sent).
+    let p = params("bt-8192");
+    let mut main = main_server("bt-8192", 2);
+    main.setup(&bt.setup_message().unwrap().0).unwrap();
+    let honest = bt.enrolment_message(&set.gallery).unwrap();
+    let (_, units) = Gallery::decode_raw(&honest, Artifact::Enrolment, &p).unwrap();
+    let over_full = Gallery::encode(
+        Artifact::Enrolment,
+        &p,
+        600,
+        units[..1].iter().map(|u| (u.id.clone(), u.bytes)),
+    );
+    let msg = text(main.enrol(&over_full));
+    assert!(msg.contains("do not match the layout"), "{msg}");
+    // A duplicated unit instead of the second one.
+    let duplicated = Gallery::encode(
+        Artifact::Enrolment,
+        &p,
+        600,
+        [&units[0], &units[0]].into_iter().map(|u| {
+            (
+                UnitId {
+                    group: 0,
+                    feature: 0,
+                },
+                u.bytes,
+            )
+        }),
+    );
+    assert!(text(main.enrol(&duplicated)).contains("do not match the layout"));
+
+    // A model whose scores do not fit t.
+    let wide = QuantizedModel::new(&set.model, Quantizer::new(16, 1000.0).unwrap(), 16).unwrap();
+    let msg = text(Client::new(params("col-8192"), Layout::Columnar, wide));
+    assert!(msg.contains("cannot hold scores"), "{msg}");
+    // blindtouch needs a power-of-two feature count.
+    let mut odd = set.model.clone();
+    odd.weights.truncate(12);
+    let odd_q = QuantizedModel::new(&odd, m.template, 8).unwrap();
+    let msg = text(Client::new(
+        params("bt-8192"),
+        Layout::BlindTouch {
+            encrypted_weights: false,
+        },
+        odd_q,
+    ));
+    assert!(msg.contains("power-of-two"), "{msg}");
+}
+
+#[test]
+fn roles_refuse_work_out_of_order() {
+    let (set, m) = model();
+    let client = Client::new(params("col-8192"), Layout::Columnar, m).unwrap();
+    let main = main_server("col-8192", 1);
+    let query = client.query_message(&client.encrypt_query(&set.probes[0].template).unwrap());
+    assert!(text(main.query(&query)).contains("no setup"));
+
+    let cluster = ClusterServer::new(params("col-8192"));
+    let msg = text(cluster.handle(&query));
+    assert!(msg.contains("query before setup"), "{msg}");
+    let results = Ciphertexts::encode(Artifact::Results, client.params(), 0, &[]);
+    assert!(text(cluster.handle(&results)).contains("accepts setup"));
+    assert!(text(cluster.handle(b"hello")).contains("bad magic"));
+
+    // Set up, but nothing enrolled yet.
+    let mut main = main_server("col-8192", 1);
+    main.setup(&client.setup_message().unwrap().0).unwrap();
+    assert!(text(main.query(&query)).contains("no gallery"));
+    assert!(text(InProcess::new(client.params(), 0)).contains("at least one cluster"));
+}
+
+#[test]
+fn matcher_inputs_are_checked() {
+    let (set, m) = model();
+    let mut matcher =
+        build_matcher(&SchemeConfig::new(SchemeKind::Quantized), &set.model, &m).unwrap();
+    assert!(text(matcher.identify(&[0.0; 16])).contains("no gallery"));
+    assert!(text(matcher.enrol(&[])).contains("empty gallery"));
+    matcher.enrol(&set.gallery).unwrap();
+    assert!(text(matcher.identify(&[0.0; 3])).contains("3 values"));
+    assert!("bogus"
+        .parse::<SchemeKind>()
+        .unwrap_err()
+        .to_string()
+        .contains("columnar"));
+}
