@@ -7,7 +7,7 @@
 //!
 //! ```text
 //! magic "TSTN" | version u8 | kind u8 | parameter fingerprint u64 | payload length u64
-//! | payload checksum u64 (FNV-1a) | payload
+//! | payload checksum u64 (word-wise FNV-1a) | payload
 //! ```
 //!
 //! so a foreign parameter set, a truncated message, a message of the wrong kind or a
@@ -68,11 +68,28 @@ impl Artifact {
     }
 }
 
-/// 64-bit FNV-1a.
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+
+/// 64-bit FNV-1a, byte by byte (for short inputs such as parameter fingerprints).
 pub fn fnv1a(bytes: impl IntoIterator<Item = u8>) -> u64 {
-    bytes.into_iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
-    })
+    bytes
+        .into_iter()
+        .fold(FNV_OFFSET, |h, b| (h ^ b as u64).wrapping_mul(FNV_PRIME))
+}
+
+/// FNV-1a over little-endian 8-byte words, then the tail bytes and the length: a
+/// payload checksum eight times cheaper than byte-wise FNV on megabyte ciphertexts.
+pub fn checksum(payload: &[u8]) -> u64 {
+    let mut words = payload.chunks_exact(8);
+    let mut h = FNV_OFFSET;
+    for w in &mut words {
+        h = (h ^ u64::from_le_bytes(w.try_into().expect("8 bytes"))).wrapping_mul(FNV_PRIME);
+    }
+    for &b in words.remainder() {
+        h = (h ^ b as u64).wrapping_mul(FNV_PRIME);
+    }
+    (h ^ payload.len() as u64).wrapping_mul(FNV_PRIME)
 }
 
 /// Wraps a payload in an envelope.
@@ -83,7 +100,7 @@ pub fn seal(kind: Artifact, fingerprint: u64, payload: &[u8]) -> Vec<u8> {
     out.push(kind as u8);
     out.extend_from_slice(&fingerprint.to_le_bytes());
     out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-    out.extend_from_slice(&fnv1a(payload.iter().copied()).to_le_bytes());
+    out.extend_from_slice(&checksum(payload).to_le_bytes());
     out.extend_from_slice(payload);
     out
 }
@@ -161,7 +178,7 @@ pub fn open(bytes: &[u8], kind: Artifact, fingerprint: u64) -> Result<&[u8]> {
             ),
         ));
     }
-    if fnv1a(payload.iter().copied()) != word(22) {
+    if checksum(payload) != word(22) {
         return Err(ProtocolError::wire(
             what,
             "checksum mismatch: corrupted in transit",
@@ -368,6 +385,23 @@ mod tests {
         let mut magic = sealed.clone();
         magic[0] = b'X';
         assert!(err(&magic, Artifact::Query, 42).contains("magic"));
+    }
+
+    #[test]
+    fn checksum_sees_every_byte_and_the_length() {
+        let base: Vec<u8> = (0..37u8).collect();
+        let reference = checksum(&base);
+        for i in 0..base.len() {
+            let mut changed = base.clone();
+            changed[i] ^= 0x01;
+            assert_ne!(checksum(&changed), reference, "flip at byte {i}");
+        }
+        assert_ne!(checksum(&base[..36]), reference);
+        assert_ne!(
+            checksum(&[0u8; 8]),
+            checksum(&[0u8; 16]),
+            "zero words still count"
+        );
     }
 
     #[test]

@@ -16,7 +16,7 @@ use std::time::Instant;
 const ROLE: &str = "cluster server";
 
 enum Evaluator {
-    BlindTouch(BlindTouchEvaluator),
+    BlindTouch(Box<BlindTouchEvaluator>),
     Columnar(ColumnarEvaluator),
 }
 
@@ -75,9 +75,9 @@ impl ClusterServer {
             Artifact::Setup => {
                 let setup = Setup::decode(request, &self.params)?;
                 let evaluator = match setup.layout {
-                    Layout::BlindTouch { .. } => {
-                        Evaluator::BlindTouch(BlindTouchEvaluator::new(&self.params, setup)?)
-                    }
+                    Layout::BlindTouch { .. } => Evaluator::BlindTouch(Box::new(
+                        BlindTouchEvaluator::new(&self.params, setup)?,
+                    )),
                     Layout::Columnar => {
                         Evaluator::Columnar(ColumnarEvaluator::new(&self.params, setup)?)
                     }
