@@ -35,11 +35,6 @@ impl InProcess {
             .collect::<Result<Vec<_>>>()?;
         Ok(Self { servers })
     }
-
-    /// Direct access to a server, for reports and tests.
-    pub fn server(&self, cluster: usize) -> &ClusterServer {
-        &self.servers[cluster]
-    }
 }
 
 impl Transport for InProcess {

@@ -231,3 +231,71 @@ fn matcher_inputs_are_checked() {
         .to_string()
         .contains("columnar"));
 }
+
+/// Wraps real clusters and corrupts their answers to queries.
+struct Misbehaving {
+    inner: InProcess,
+    params: Params,
+    mode: &'static str,
+}
+
+impl protocol::transport::Transport for Misbehaving {
+    fn clusters(&self) -> usize {
+        self.inner.clusters()
+    }
+
+    fn call(&self, cluster: usize, request: &[u8]) -> Result<Vec<u8>> {
+        let answer = self.inner.call(cluster, request)?;
+        if wire::peek(request)? != Artifact::Query {
+            return Ok(answer);
+        }
+        let (nanos, mut items) =
+            Ciphertexts::decode(&answer, Artifact::ClusterResult, &self.params, 2)?;
+        match self.mode {
+            "duplicate" => items.push(items[0].clone()),
+            "drop" => {
+                items.pop();
+            }
+            "panic" => panic!("simulated cluster crash"),
+            _ => {}
+        }
+        Ok(Ciphertexts::encode(
+            Artifact::ClusterResult,
+            &self.params,
+            nanos,
+            &items,
+        ))
+    }
+}
+
+#[test]
+fn misbehaving_clusters_are_errors_at_the_main_server() {
+    let (set, m) = model();
+    let client = Client::new(
+        params("bt-8192"),
+        Layout::BlindTouch {
+            encrypted_weights: false,
+        },
+        m,
+    )
+    .unwrap();
+    let query = client.query_message(&client.encrypt_query(&set.probes[0].template).unwrap());
+    for (mode, expected) in [
+        ("duplicate", "duplicate result"),
+        ("drop", "results for 1 of 2"),
+        ("panic", "crashed"),
+    ] {
+        let p = params("bt-8192");
+        let transport = Misbehaving {
+            inner: InProcess::new(&p, 1).unwrap(),
+            params: p.clone(),
+            mode,
+        };
+        let mut main = MainServer::new(p, Box::new(transport));
+        main.setup(&client.setup_message().unwrap().0).unwrap();
+        main.enrol(&client.enrolment_message(&set.gallery).unwrap())
+            .unwrap();
+        let msg = text(main.query(&query));
+        assert!(msg.contains(expected), "{mode}: {msg}");
+    }
+}

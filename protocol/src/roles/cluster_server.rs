@@ -7,7 +7,6 @@ use crate::messages::{Ciphertexts, Gallery, Layout, Setup, UnitId};
 use crate::params::Params;
 use crate::wire::{self, Artifact};
 use fhe::bfv::Ciphertext;
-use fhe_traits::Serialize;
 use rayon::prelude::*;
 use std::collections::BTreeMap;
 use std::sync::RwLock;
@@ -39,20 +38,6 @@ impl ClusterServer {
             params,
             state: RwLock::new(State::default()),
         }
-    }
-
-    /// Number of gallery ciphertexts held.
-    pub fn stored_ciphertexts(&self) -> usize {
-        self.read().units.len()
-    }
-
-    /// Serialized size of the shard.
-    pub fn stored_bytes(&self) -> usize {
-        self.read()
-            .units
-            .iter()
-            .map(|(_, ct)| ct.to_bytes().len())
-            .sum()
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {

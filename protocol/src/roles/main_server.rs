@@ -9,7 +9,8 @@ use crate::params::Params;
 use crate::transport::Transport;
 use crate::wire::{self, Artifact};
 use fhe::bfv::Ciphertext;
-use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 const ROLE: &str = "main server";
@@ -92,11 +93,15 @@ impl MainServer {
                     })
                 })
                 .collect();
+            // A cluster that panics is a failed cluster, not a failed main server.
             handles
                 .into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| panic!("cluster thread panicked"))
+                .zip(targets)
+                .map(|(h, (c, _))| {
+                    h.join().unwrap_or_else(|_| {
+                        let failure = ProtocolError::state(ROLE, format!("cluster {c} crashed"));
+                        (*c, Err(failure), Duration::ZERO)
+                    })
                 })
                 .collect()
         })
@@ -237,58 +242,52 @@ impl MainServer {
         Ok((sealed, stats))
     }
 
-    /// blindtouch: adds evaluated ciphertext k into result k / d (each already rotated to
-    /// its offset k mod d by its cluster). columnar: adds each group's partial sums.
+    /// blindtouch: evaluated ciphertext k (already rotated to offset k mod d by its
+    /// cluster) is added into result k / d, so up to d share one result. columnar: the
+    /// partial sums of group g (one per cluster holding some of its features) are added
+    /// into result g.
     fn compress(
         &self,
         d: &Deployment,
         evaluated: Vec<(usize, Ciphertext)>,
     ) -> Result<Vec<(usize, Ciphertext)>> {
-        let (expected, place): (usize, Box<dyn Fn(usize) -> usize>) = match d.layout {
+        let (units, per_result, partials_allowed) = match d.layout {
             Layout::BlindTouch { .. } => {
                 let layout = BlindTouchLayout::new(self.params.degree(), d.features)?;
                 (
                     layout.ciphertexts_for(self.users),
-                    Box::new(move |k| layout.placement(k).0),
+                    layout.compression_capacity(),
+                    false,
                 )
             }
             Layout::Columnar => {
                 let layout = ColumnarLayout::new(self.params.degree(), d.features)?;
-                (layout.groups_for(self.users), Box::new(|g| g))
+                (layout.groups_for(self.users), 1, true)
             }
         };
         let mut results: BTreeMap<usize, Ciphertext> = BTreeMap::new();
-        let mut seen = std::collections::BTreeSet::new();
+        let mut seen = BTreeSet::new();
         for (index, ct) in evaluated {
-            let in_range = match d.layout {
-                Layout::BlindTouch { .. } => seen.insert(index) && index < expected,
-                Layout::Columnar => index < expected,
-            };
-            if !in_range {
+            let first = seen.insert(index);
+            if index >= units || !(first || partials_allowed) {
                 return Err(ProtocolError::state(
                     ROLE,
                     format!("a cluster returned an unexpected or duplicate result {index}"),
                 ));
             }
-            match results.entry(place(index)) {
-                std::collections::btree_map::Entry::Vacant(v) => {
-                    v.insert(ct);
+            match results.entry(index / per_result) {
+                Entry::Vacant(slot) => {
+                    slot.insert(ct);
                 }
-                std::collections::btree_map::Entry::Occupied(mut o) => *o.get_mut() += &ct,
+                Entry::Occupied(mut sum) => *sum.get_mut() += &ct,
             }
         }
-        let groups = match d.layout {
-            Layout::BlindTouch { .. } => expected.div_ceil(d.features),
-            Layout::Columnar => expected,
-        };
-        if results.len() != groups
-            || (matches!(d.layout, Layout::BlindTouch { .. }) && seen.len() != expected)
-        {
+        if seen.len() != units {
             return Err(ProtocolError::state(
                 ROLE,
                 format!(
-                    "clusters returned results for {} of {groups} result ciphertexts",
-                    results.len()
+                    "clusters returned results for {} of {units} gallery units",
+                    seen.len()
                 ),
             ));
         }
