@@ -81,7 +81,7 @@ impl MainServer {
     }
 
     /// Calls every cluster in `targets` concurrently, one thread each.
-    fn fan_out(&self, targets: &[(usize, Vec<u8>)]) -> Vec<(usize, Result<Vec<u8>>, Duration)> {
+    fn fan_out(&self, targets: &[(usize, &[u8])]) -> Vec<(usize, Result<Vec<u8>>, Duration)> {
         std::thread::scope(|scope| {
             let handles: Vec<_> = targets
                 .iter()
@@ -122,9 +122,8 @@ impl MainServer {
     /// Checks the client's evaluation material and hands it to every cluster.
     pub fn setup(&mut self, bytes: &[u8]) -> Result<()> {
         let setup = Setup::decode(bytes, &self.params)?;
-        let targets: Vec<(usize, Vec<u8>)> = (0..self.transport.clusters())
-            .map(|c| (c, bytes.to_vec()))
-            .collect();
+        let targets: Vec<(usize, &[u8])> =
+            (0..self.transport.clusters()).map(|c| (c, bytes)).collect();
         Self::all_ok(self.fan_out(&targets))?;
         self.deployment = Some(Deployment {
             layout: setup.layout,
@@ -192,6 +191,8 @@ impl MainServer {
             );
             targets.push((c, message));
         }
+        let targets: Vec<(usize, &[u8])> =
+            targets.iter().map(|(c, m)| (*c, m.as_slice())).collect();
         Self::all_ok(self.fan_out(&targets))?;
         self.shards = summary.per_cluster.clone();
         self.users = users;
@@ -209,9 +210,9 @@ impl MainServer {
         wire::open(bytes, Artifact::Query, self.params.fingerprint())?;
         stats.check = start.elapsed();
 
-        let targets: Vec<(usize, Vec<u8>)> = (0..self.shards.len())
+        let targets: Vec<(usize, &[u8])> = (0..self.shards.len())
             .filter(|&c| self.shards[c] > 0)
-            .map(|c| (c, bytes.to_vec()))
+            .map(|c| (c, bytes))
             .collect();
         stats.fanout_bytes = targets.iter().map(|(_, b)| b.len()).sum();
         let start = Instant::now();
