@@ -1,0 +1,11 @@
+//! Fingerprint data for touchstone: a synthetic generator (the embedded default),
+//! SOCOFing and PolyU loaders, OpenCV-exact preprocessing, imgaug-style augmentation and
+//! the evaluation protocols that split data into train / validation / test and pairs.
+#![warn(missing_docs)]
+
+pub mod error;
+pub mod image;
+pub mod preprocess;
+
+pub use error::{DatasetError, Result};
+pub use image::{Gray8, GrayF};
