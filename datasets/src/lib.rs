@@ -3,6 +3,7 @@
 //! the evaluation protocols that split data into train / validation / test and pairs.
 #![warn(missing_docs)]
 
+pub mod augment;
 pub mod error;
 pub mod image;
 pub mod preprocess;
