@@ -6,7 +6,9 @@
 pub mod augment;
 pub mod error;
 pub mod image;
+pub mod loaders;
 pub mod preprocess;
+pub mod splits;
 
 pub use error::{DatasetError, Result};
 pub use image::{Gray8, GrayF};
