@@ -9,6 +9,7 @@ pub mod image;
 pub mod loaders;
 pub mod preprocess;
 pub mod splits;
+pub mod synth;
 
 pub use error::{DatasetError, Result};
 pub use image::{Gray8, GrayF};
