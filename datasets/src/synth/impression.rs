@@ -204,7 +204,7 @@ pub fn alter(
             let radius = (0.16 + 0.1 * strength) * w.min(h) as f64;
             let angle = rng.random_range(30.0 + 50.0 * strength..=60.0 + 100.0 * strength)
                 * if rng.random() { 1.0 } else { -1.0 };
-            let (s, c) = (angle as f64).to_radians().sin_cos();
+            let (s, c) = angle.to_radians().sin_cos();
             let src: Vec<f32> = image.data.iter().map(|&v| v as f32).collect();
             for y in 0..h {
                 for x in 0..w {

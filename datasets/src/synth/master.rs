@@ -207,7 +207,10 @@ fn orientation_at(
     -(theta / 2.0)
 }
 
-/// Places singular points for a class in a box (x0, y0, w, h).
+/// Points (x, y) in master pixels.
+type Points = Vec<(f64, f64)>;
+
+/// Places singular points (cores, deltas) for a class in a box (x0, y0, w, h).
 fn singular_points(
     class: FingerClass,
     rng: &mut impl Rng,
@@ -215,7 +218,7 @@ fn singular_points(
     h: f64,
     x0: f64,
     y0: f64,
-) -> (Vec<(f64, f64)>, Vec<(f64, f64)>) {
+) -> (Points, Points) {
     let at = |u: f64, v: f64| (x0 + u * w, y0 + v * h);
     let jitter = |rng: &mut dyn rand::RngCore, s: f64| rng.random_range(-s..=s);
     match class {

@@ -327,6 +327,17 @@ pub fn generate_finger(config: &SynthConfig, bank: &FilterBank, finger: usize) -
     }
 }
 
+/// One finger after its files were written.
+struct WrittenFinger {
+    record: FingerRecord,
+    images: Vec<ImageRecord>,
+    /// Images kept for the contact sheet (first fingers only).
+    sheet: Vec<Gray8>,
+    master_time: Duration,
+    render_time: Duration,
+    write_time: Duration,
+}
+
 /// The Gabor filter bank a preset needs.
 pub fn filter_bank(kind: PresetKind) -> FilterBank {
     let p = Preset::of(kind).master;
@@ -352,16 +363,7 @@ pub fn write(
     let total = config.fingers * preset.fingers_per_subject;
     std::fs::create_dir_all(out).map_err(|e| DatasetError::io(out, e))?;
 
-    let results: Vec<
-        Result<(
-            FingerRecord,
-            Vec<ImageRecord>,
-            Vec<Gray8>,
-            Duration,
-            Duration,
-            Duration,
-        )>,
-    > = (0..total)
+    let results: Vec<Result<WrittenFinger>> = (0..total)
         .into_par_iter()
         .map(|finger| {
             let f = generate_finger(config, &bank, finger);
@@ -380,14 +382,14 @@ pub fn write(
                 records.push(record);
             }
             progress();
-            Ok((
-                f.record,
-                records,
+            Ok(WrittenFinger {
+                record: f.record,
+                images: records,
                 sheet,
-                f.master_time,
-                f.render_time,
-                write_start.elapsed(),
-            ))
+                master_time: f.master_time,
+                render_time: f.render_time,
+                write_time: write_start.elapsed(),
+            })
         })
         .collect();
 
@@ -408,15 +410,15 @@ pub fn write(
     };
     let mut sheet_rows = Vec::new();
     for result in results {
-        let (finger, images, sheet, m, r, w) = result?;
-        timings.masters += m;
-        timings.impressions += r;
-        timings.writing += w;
-        timings.images += images.len();
-        manifest.fingers.push(finger);
-        manifest.images.extend(images);
-        if !sheet.is_empty() {
-            sheet_rows.push(sheet);
+        let written = result?;
+        timings.masters += written.master_time;
+        timings.impressions += written.render_time;
+        timings.writing += written.write_time;
+        timings.images += written.images.len();
+        manifest.fingers.push(written.record);
+        manifest.images.extend(written.images);
+        if !written.sheet.is_empty() {
+            sheet_rows.push(written.sheet);
         }
     }
     let json = serde_json::to_string_pretty(&manifest).expect("manifest serializes");
