@@ -3,6 +3,7 @@
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+mod data_cmd;
 mod format;
 mod match_cmd;
 mod params_cmd;
@@ -22,6 +23,14 @@ enum Command {
     Match(match_cmd::MatchArgs),
     /// List the built-in BFV parameter sets.
     Params,
+    /// Write a seeded synthetic fingerprint set (SOCOFing or PolyU layout) with a
+    /// manifest, a contact sheet and a realism report.
+    Synth(data_cmd::SynthArgs),
+    /// Inspect fingerprint datasets.
+    Data {
+        #[command(subcommand)]
+        command: data_cmd::DataCommand,
+    },
 }
 
 fn main() -> Result<()> {
@@ -29,5 +38,7 @@ fn main() -> Result<()> {
     match cli.command {
         Command::Match(args) => match_cmd::run(&args),
         Command::Params => params_cmd::run(),
+        Command::Synth(args) => data_cmd::synth(&args),
+        Command::Data { command } => data_cmd::data(&command),
     }
 }

@@ -7,7 +7,9 @@ pub mod augment;
 pub mod error;
 pub mod image;
 pub mod loaders;
+pub mod metrics;
 pub mod preprocess;
+pub mod realism;
 pub mod splits;
 pub mod synth;
 

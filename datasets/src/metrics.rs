@@ -1,0 +1,105 @@
+//! Verification metrics from genuine and impostor scores (higher score = more similar),
+//! in ISO/IEC 19795-1 vocabulary: FMR (impostors accepted), FNMR (genuines rejected).
+
+/// FMR and FNMR when accepting scores ≥ `threshold`.
+pub fn rates_at(genuine: &[f64], impostor: &[f64], threshold: f64) -> (f64, f64) {
+    let fmr =
+        impostor.iter().filter(|&&s| s >= threshold).count() as f64 / impostor.len().max(1) as f64;
+    let fnmr =
+        genuine.iter().filter(|&&s| s < threshold).count() as f64 / genuine.len().max(1) as f64;
+    (fmr, fnmr)
+}
+
+fn candidate_thresholds(genuine: &[f64], impostor: &[f64]) -> Vec<f64> {
+    let mut t: Vec<f64> = genuine
+        .iter()
+        .chain(impostor)
+        .copied()
+        .filter(|v| v.is_finite())
+        .collect();
+    t.sort_by(f64::total_cmp);
+    t.dedup();
+    t.push(f64::INFINITY);
+    t
+}
+
+/// Equal error rate: the error where FMR and FNMR cross (the mean of the two at the
+/// threshold where they are closest, the usual discrete estimate).
+pub fn eer(genuine: &[f64], impostor: &[f64]) -> f64 {
+    if genuine.is_empty() || impostor.is_empty() {
+        return f64::NAN;
+    }
+    candidate_thresholds(genuine, impostor)
+        .into_iter()
+        .map(|t| rates_at(genuine, impostor, t))
+        .min_by(|a, b| (a.0 - a.1).abs().total_cmp(&(b.0 - b.1).abs()))
+        .map(|(fmr, fnmr)| (fmr + fnmr) / 2.0)
+        .unwrap_or(f64::NAN)
+}
+
+/// Area under the ROC curve: the probability that a random genuine score exceeds a
+/// random impostor score (ties count half).
+pub fn roc_auc(genuine: &[f64], impostor: &[f64]) -> f64 {
+    if genuine.is_empty() || impostor.is_empty() {
+        return f64::NAN;
+    }
+    let mut imp = impostor.to_vec();
+    imp.sort_by(f64::total_cmp);
+    let mut total = 0.0;
+    for &g in genuine {
+        let below = imp.partition_point(|&s| s < g);
+        let equal = imp[below..].partition_point(|&s| s <= g);
+        total += below as f64 + 0.5 * equal as f64;
+    }
+    total / (genuine.len() as f64 * imp.len() as f64)
+}
+
+/// FNMR at the smallest threshold whose FMR does not exceed `target_fmr`.
+pub fn fnmr_at_fmr(genuine: &[f64], impostor: &[f64], target_fmr: f64) -> f64 {
+    candidate_thresholds(genuine, impostor)
+        .into_iter()
+        .map(|t| rates_at(genuine, impostor, t))
+        .find(|(fmr, _)| *fmr <= target_fmr)
+        .map(|(_, fnmr)| fnmr)
+        .unwrap_or(1.0)
+}
+
+/// Decidability index d′ = |μg − μi| / √((σg² + σi²)/2).
+pub fn d_prime(genuine: &[f64], impostor: &[f64]) -> f64 {
+    let stats = |v: &[f64]| {
+        let m = v.iter().sum::<f64>() / v.len().max(1) as f64;
+        let var = v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / v.len().max(1) as f64;
+        (m, var)
+    };
+    let ((mg, vg), (mi, vi)) = (stats(genuine), stats(impostor));
+    (mg - mi).abs() / ((vg + vi) / 2.0).sqrt().max(1e-12)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn separable_scores_have_zero_eer_and_unit_auc() {
+        let g = [0.9, 0.8, 0.95];
+        let i = [0.1, 0.2, 0.3, 0.4];
+        assert_eq!(eer(&g, &i), 0.0);
+        assert_eq!(roc_auc(&g, &i), 1.0);
+        assert_eq!(fnmr_at_fmr(&g, &i, 0.01), 0.0);
+        assert!(d_prime(&g, &i) > 5.0);
+    }
+
+    #[test]
+    fn overlapping_scores() {
+        // Identical distributions: EER 0.5, AUC 0.5.
+        let s = [0.1, 0.2, 0.3, 0.4, 0.5];
+        assert!((eer(&s, &s) - 0.5).abs() < 0.11);
+        assert!((roc_auc(&s, &s) - 0.5).abs() < 1e-12);
+        // One genuine below every impostor: FNMR at FMR 0 is 1/4.
+        let g = [0.0, 0.9, 0.95, 0.99];
+        let i = [0.5, 0.6];
+        assert_eq!(fnmr_at_fmr(&g, &i, 0.0), 0.25);
+        assert_eq!(rates_at(&g, &i, 0.55), (0.5, 0.25));
+        assert!((roc_auc(&g, &i) - 0.75).abs() < 1e-12);
+    }
+}
