@@ -22,6 +22,9 @@ pub struct ImpressionSpec {
     pub rotation_sd: f64,
     /// Largest translation as a fraction of the output size.
     pub translation: f64,
+    /// Probability of a partial print: the finger lands off-centre on the sensor
+    /// (translation up to 25% of the frame) and part of it is cut off.
+    pub partial: f64,
     /// Largest rigid motion of the outer skin region (output pixels).
     pub distortion: f64,
     /// Range of the pressure bias (negative: dry, thin ridges; positive: wet, thick).
@@ -41,6 +44,8 @@ pub struct ImpressionParams {
     pub rotation: f64,
     /// Translation (output pixels).
     pub translation: (f64, f64),
+    /// Whether this is a partial print (large translation).
+    pub partial: bool,
     /// Outer-region rigid shift (output pixels) and rotation (degrees).
     pub distortion: (f64, f64, f64),
     /// Pressure bias.
@@ -52,13 +57,14 @@ pub struct ImpressionParams {
 }
 
 impl ImpressionParams {
-    /// Draws one impression's variation. The first impression of a finger (`first`) is
-    /// drawn milder, as a reference capture.
+    /// Draws one impression's variation.
     pub fn sample(spec: &ImpressionSpec, rng: &mut ChaCha8Rng) -> Self {
         let normal = Normal::new(0.0, spec.rotation_sd.max(1e-9)).expect("valid sd");
-        let t = spec.translation;
+        let partial = rng.random_bool(spec.partial.clamp(0.0, 1.0));
+        let t = if partial { 0.25 } else { spec.translation };
         let d = spec.distortion;
         Self {
+            partial,
             rotation: normal
                 .sample(rng)
                 .clamp(-2.5 * spec.rotation_sd, 2.5 * spec.rotation_sd),
