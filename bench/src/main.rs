@@ -7,6 +7,7 @@ mod data_cmd;
 mod format;
 mod match_cmd;
 mod params_cmd;
+mod train_cmd;
 
 /// touchstone: privacy-preserving biometric matching, reproduced and measured.
 #[derive(Parser)]
@@ -26,6 +27,10 @@ enum Command {
     /// Write a seeded synthetic fingerprint set (SOCOFing or PolyU layout) with a
     /// manifest, a contact sheet and a realism report.
     Synth(data_cmd::SynthArgs),
+    /// Train the fingerprint feature model from a YAML config (CPU), then evaluate it.
+    Train(train_cmd::TrainArgs),
+    /// Evaluate a model folder on a dataset's test protocol (float and quantized scores).
+    Eval(train_cmd::EvalArgs),
     /// Inspect fingerprint datasets.
     Data {
         #[command(subcommand)]
@@ -39,6 +44,8 @@ fn main() -> Result<()> {
         Command::Match(args) => match_cmd::run(&args),
         Command::Params => params_cmd::run(),
         Command::Synth(args) => data_cmd::synth(&args),
+        Command::Train(args) => train_cmd::train(&args),
+        Command::Eval(args) => train_cmd::eval(&args),
         Command::Data { command } => data_cmd::data(&command),
     }
 }

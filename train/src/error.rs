@@ -1,0 +1,34 @@
+//! Errors of training, export and inference.
+
+use thiserror::Error;
+
+/// What can go wrong.
+#[derive(Debug, Error)]
+pub enum TrainError {
+    /// A configuration value that cannot be used.
+    #[error("config: {0}")]
+    Config(String),
+    /// Dataset loading, preprocessing or augmentation.
+    #[error(transparent)]
+    Data(#[from] datasets::DatasetError),
+    /// Reading or writing a model folder.
+    #[error("{path}: {reason}")]
+    Model {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What failed.
+        reason: String,
+    },
+}
+
+/// Shorthand.
+pub type Result<T> = std::result::Result<T, TrainError>;
+
+impl TrainError {
+    pub(crate) fn model(path: &std::path::Path, reason: impl ToString) -> Self {
+        Self::Model {
+            path: path.to_path_buf(),
+            reason: reason.to_string(),
+        }
+    }
+}

@@ -1,0 +1,211 @@
+//! The Blind-Touch network: five Conv3×3 → BatchNorm → swish → MaxPool2 blocks, flatten,
+//! L2 normalisation (the embedding e); a siamese head FC-16 on (e₁ − e₂) → square →
+//! FC-1, trained with binary cross-entropy on genuine/impostor pairs.
+//!
+//! The head is split for encryption: FC-16(e₁ − e₂) = (W·e₁ + b) − W·e₂ = q − r, so the
+//! client computes the query template q = W·e + b and the enrolment template r = W·e,
+//! and the server only needs logit = Σⱼ wⱼ (qⱼ − rⱼ)² + c.
+
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
+use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::prelude::*;
+use burn::tensor::activation::silu;
+use serde::{Deserialize, Serialize};
+
+/// Filters of the five blocks at width 1 (the paper's network).
+pub const FILTERS: [usize; 5] = [32, 64, 128, 256, 512];
+/// Template length (FC-16).
+pub const TEMPLATE: usize = 16;
+
+/// Shape of the network.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// Square input size in pixels (224 in the paper); a multiple of 32.
+    pub input_size: usize,
+    /// Multiplier on the filter counts (1.0 in the paper).
+    pub width: f64,
+}
+
+impl ModelConfig {
+    /// Filters per block after the width multiplier (at least 4).
+    pub fn filters(&self) -> [usize; 5] {
+        FILTERS.map(|f| ((f as f64 * self.width).round() as usize).max(4))
+    }
+
+    /// Length of the flattened embedding: last filters × (input / 32)².
+    pub fn embedding_len(&self) -> usize {
+        let side = self.input_size / 32;
+        self.filters()[4] * side * side
+    }
+
+    /// Checks the shape is usable.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.input_size < 32 || self.input_size % 32 != 0 {
+            return Err(format!(
+                "input_size must be a multiple of 32 (five 2× poolings), got {}",
+                self.input_size
+            ));
+        }
+        if !(self.width.is_finite() && self.width > 0.0 && self.width <= 4.0) {
+            return Err(format!("width must be in (0, 4], got {}", self.width));
+        }
+        Ok(())
+    }
+
+    /// Builds a freshly initialised network.
+    pub fn init<B: Backend>(&self, device: &B::Device) -> Siamese<B> {
+        let filters = self.filters();
+        let mut blocks = Vec::with_capacity(5);
+        let mut channels = 1;
+        for &out in &filters {
+            blocks.push(Block {
+                conv: Conv2dConfig::new([channels, out], [3, 3])
+                    .with_padding(PaddingConfig2d::Same)
+                    .init(device),
+                norm: BatchNormConfig::new(out).init(device),
+                pool: MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init(),
+            });
+            channels = out;
+        }
+        Siamese {
+            blocks,
+            fc16: LinearConfig::new(self.embedding_len(), TEMPLATE).init(device),
+            fc1: LinearConfig::new(TEMPLATE, 1).init(device),
+        }
+    }
+}
+
+/// Conv3×3 (same) → BatchNorm → swish → MaxPool 2.
+#[derive(Module, Debug)]
+pub struct Block<B: Backend> {
+    conv: Conv2d<B>,
+    norm: BatchNorm<B>,
+    pool: MaxPool2d,
+}
+
+impl<B: Backend> Block<B> {
+    fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        self.pool
+            .forward(silu(self.norm.forward(self.conv.forward(x))))
+    }
+}
+
+/// The whole siamese network.
+#[derive(Module, Debug)]
+pub struct Siamese<B: Backend> {
+    blocks: Vec<Block<B>>,
+    fc16: Linear<B>,
+    fc1: Linear<B>,
+}
+
+impl<B: Backend> Siamese<B> {
+    /// Embedding e of images [N, 1, S, S] → [N, D], L2-normalised.
+    pub fn embed(&self, images: Tensor<B, 4>) -> Tensor<B, 2> {
+        let x = self.blocks.iter().fold(images, |x, b| b.forward(x));
+        let e: Tensor<B, 2> = x.flatten(1, 3);
+        let norm = e
+            .clone()
+            .powf_scalar(2.0)
+            .sum_dim(1)
+            .add_scalar(1e-12)
+            .sqrt();
+        e / norm
+    }
+
+    /// The pair logit: FC-1((FC-16(e₁ − e₂))²), shape [N].
+    pub fn logit(&self, a: Tensor<B, 4>, b: Tensor<B, 4>) -> Tensor<B, 1> {
+        let d = self.fc16.forward(self.embed(a) - self.embed(b));
+        let logit: Tensor<B, 2> = self.fc1.forward(d.powf_scalar(2.0));
+        logit.squeeze_dim(1)
+    }
+
+    /// Enrolment templates u = W·e (no bias), [N, 16].
+    pub fn enrolment_templates(&self, images: Tensor<B, 4>) -> Tensor<B, 2> {
+        self.embed(images).matmul(self.fc16.weight.val())
+    }
+
+    /// Query templates q = W·e + b, [N, 16].
+    pub fn query_templates(&self, images: Tensor<B, 4>) -> Tensor<B, 2> {
+        self.fc16.forward(self.embed(images))
+    }
+
+    /// FC-16 weight [D, 16] and bias [16], FC-1 weight [16] and bias.
+    pub fn head(&self) -> Head {
+        let to_vec = |t: Tensor<B, 1>| {
+            t.into_data()
+                .convert::<f32>()
+                .to_vec::<f32>()
+                .expect("f32 data")
+        };
+        let w16 = self.fc16.weight.val();
+        let [d, k] = w16.dims();
+        let flat = to_vec(w16.reshape([d * k]));
+        let fc16_weight = (0..d).map(|i| flat[i * k..(i + 1) * k].to_vec()).collect();
+        let fc16_bias = self
+            .fc16
+            .bias
+            .as_ref()
+            .map(|b| to_vec(b.val()))
+            .unwrap_or_else(|| vec![0.0; k]);
+        let fc1_weight = to_vec(self.fc1.weight.val().reshape([TEMPLATE]));
+        let fc1_bias = self
+            .fc1
+            .bias
+            .as_ref()
+            .map(|b| to_vec(b.val())[0])
+            .unwrap_or(0.0);
+        Head {
+            fc16_weight,
+            fc16_bias,
+            fc1_weight,
+            fc1_bias,
+        }
+    }
+}
+
+/// The head's weights in plain numbers: what the encrypted protocol needs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Head {
+    /// FC-16 weight, [D][16] (input-major, as Burn stores it): u = Σᵢ eᵢ · W[i].
+    pub fc16_weight: Vec<Vec<f32>>,
+    /// FC-16 bias b (carried by the query).
+    pub fc16_bias: Vec<f32>,
+    /// FC-1 weights wⱼ.
+    pub fc1_weight: Vec<f32>,
+    /// FC-1 bias c.
+    pub fc1_bias: f32,
+}
+
+impl Head {
+    /// logit = Σⱼ wⱼ (qⱼ − rⱼ)² + c.
+    pub fn logit(&self, query: &[f32], reference: &[f32]) -> f64 {
+        self.fc1_weight
+            .iter()
+            .zip(query.iter().zip(reference))
+            .map(|(&w, (&q, &r))| w as f64 * (q as f64 - r as f64).powi(2))
+            .sum::<f64>()
+            + self.fc1_bias as f64
+    }
+
+    /// u = W·e.
+    pub fn enrolment_template(&self, embedding: &[f32]) -> Vec<f32> {
+        let mut u = vec![0f32; self.fc16_bias.len()];
+        for (e, row) in embedding.iter().zip(&self.fc16_weight) {
+            for (acc, w) in u.iter_mut().zip(row) {
+                *acc += e * w;
+            }
+        }
+        u
+    }
+
+    /// q = W·e + b.
+    pub fn query_template(&self, embedding: &[f32]) -> Vec<f32> {
+        let mut q = self.enrolment_template(embedding);
+        for (v, b) in q.iter_mut().zip(&self.fc16_bias) {
+            *v += b;
+        }
+        q
+    }
+}
