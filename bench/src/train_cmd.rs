@@ -105,11 +105,26 @@ pub fn train(args: &TrainArgs) -> Result<()> {
 
 #[cfg(feature = "cuda")]
 fn train_on_cuda(config: &train::config::TrainConfig) -> Result<train::RunReport> {
+    use burn::prelude::*;
+    // cudarc panics on its first driver call when no driver is installed: probe with a
+    // one-element tensor (panic output silenced) and report a missing GPU as an error.
+    let device = Default::default();
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let probe = std::panic::catch_unwind(|| {
+        Tensor::<train::CudaBackend, 1>::zeros([1], &device).into_data();
+    });
+    std::panic::set_hook(hook);
+    if probe.is_err() {
+        anyhow::bail!(
+            "no usable CUDA device (no driver or no GPU found); train on the CPU without --cuda"
+        );
+    }
     eprintln!(
         "training on CUDA device 0; model folder {}",
         config.out.display()
     );
-    train::run::<train::CudaTraining>(config, &Default::default(), true).context("training on CUDA")
+    train::run::<train::CudaTraining>(config, &device, true).context("training on CUDA")
 }
 
 #[cfg(not(feature = "cuda"))]
