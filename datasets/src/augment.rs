@@ -285,51 +285,16 @@ pub fn gaussian_taps(sigma: f64) -> Vec<f64> {
     taps.into_iter().map(|t| t / sum).collect()
 }
 
-fn reflect101(i: i64, n: usize) -> usize {
-    let n = n as i64;
-    if n == 1 {
-        return 0;
-    }
-    let period = 2 * (n - 1);
-    let mut i = i.rem_euclid(period);
-    if i >= n {
-        i = period - i;
-    }
-    i as usize
-}
-
 /// Separable Gaussian blur with REFLECT_101 borders (σ < 1e-3: unchanged).
 pub fn gaussian_blur(image: &GrayF, sigma: f64) -> GrayF {
     if sigma < 1e-3 {
         return image.clone();
     }
     let taps = gaussian_taps(sigma);
-    let r = (taps.len() / 2) as i64;
-    let (w, h) = (image.width, image.height);
-    let mut rows = vec![0.0; w * h];
-    for y in 0..h {
-        for x in 0..w {
-            rows[y * w + x] = taps
-                .iter()
-                .enumerate()
-                .map(|(i, t)| t * image.get(reflect101(x as i64 + i as i64 - r, w), y))
-                .sum();
-        }
-    }
-    let mut out = vec![0.0; w * h];
-    for y in 0..h {
-        for x in 0..w {
-            out[y * w + x] = taps
-                .iter()
-                .enumerate()
-                .map(|(j, t)| t * rows[reflect101(y as i64 + j as i64 - r, h) * w + x])
-                .sum();
-        }
-    }
     GrayF {
-        width: w,
-        height: h,
-        data: out,
+        width: image.width,
+        height: image.height,
+        data: crate::filter::separable(&image.data, image.width, image.height, &taps, &taps),
     }
 }
 

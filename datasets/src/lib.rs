@@ -5,6 +5,7 @@
 
 pub mod augment;
 pub mod error;
+pub mod filter;
 pub mod image;
 pub mod loaders;
 pub mod metrics;

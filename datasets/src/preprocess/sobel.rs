@@ -3,6 +3,7 @@
 //! every intermediate is an integer well below 2⁵³, so f64 arithmetic is exact.
 
 use crate::error::{DatasetError, Result};
+use crate::filter::separable;
 use crate::image::{Gray8, GrayF};
 
 /// OpenCV's getDerivKernels for one axis: binomial smoothing of order ksize − 1 for
@@ -30,20 +31,6 @@ pub fn deriv_kernel(order: u32, ksize: usize) -> Vec<f64> {
     k
 }
 
-/// REFLECT_101: … c b | a b c d | c b …
-fn reflect101(i: i64, n: usize) -> usize {
-    let n = n as i64;
-    if n == 1 {
-        return 0;
-    }
-    let period = 2 * (n - 1);
-    let mut i = i.rem_euclid(period);
-    if i >= n {
-        i = period - i;
-    }
-    i as usize
-}
-
 /// The Sobel derivative of order (dx, dy) with an odd kernel size in 3..=31.
 pub fn sobel(image: &Gray8, dx: u32, dy: u32, ksize: usize) -> Result<GrayF> {
     if ksize % 2 == 0 || !(3..=31).contains(&ksize) {
@@ -60,34 +47,11 @@ pub fn sobel(image: &Gray8, dx: u32, dy: u32, ksize: usize) -> Result<GrayF> {
     }
     let kx = deriv_kernel(dx, ksize);
     let ky = deriv_kernel(dy, ksize);
-    let (w, h) = (image.width, image.height);
-    let r = (ksize / 2) as i64;
-    // Horizontal pass on every row.
-    let mut rows = vec![0.0f64; w * h];
-    for y in 0..h {
-        for x in 0..w {
-            rows[y * w + x] = kx
-                .iter()
-                .enumerate()
-                .map(|(i, &k)| k * image.get(reflect101(x as i64 + i as i64 - r, w), y) as f64)
-                .sum();
-        }
-    }
-    // Vertical pass.
-    let mut out = vec![0.0f64; w * h];
-    for y in 0..h {
-        for x in 0..w {
-            out[y * w + x] = ky
-                .iter()
-                .enumerate()
-                .map(|(j, &k)| k * rows[reflect101(y as i64 + j as i64 - r, h) * w + x])
-                .sum();
-        }
-    }
+    let data: Vec<f64> = image.data.iter().map(|&v| v as f64).collect();
     Ok(GrayF {
-        width: w,
-        height: h,
-        data: out,
+        width: image.width,
+        height: image.height,
+        data: separable(&data, image.width, image.height, &kx, &ky),
     })
 }
 
@@ -107,12 +71,6 @@ mod tests {
         );
         assert_eq!(deriv_kernel(1, 3), vec![-1.0, 0.0, 1.0]);
         assert_eq!(deriv_kernel(0, 3), vec![1.0, 2.0, 1.0]);
-    }
-
-    #[test]
-    fn reflect_101_border() {
-        let idx: Vec<usize> = (-3..7).map(|i| reflect101(i, 4)).collect();
-        assert_eq!(idx, vec![3, 2, 1, 0, 1, 2, 3, 2, 1, 0]);
     }
 
     #[test]
