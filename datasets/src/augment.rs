@@ -274,7 +274,7 @@ fn map(image: &GrayF, mut f: impl FnMut(f64) -> f64) -> GrayF {
 /// imgaug's Gaussian kernel: size int(max(3.3σ, 5)) made odd, normalised taps.
 pub fn gaussian_taps(sigma: f64) -> Vec<f64> {
     let mut size = (3.3 * sigma).max(5.0) as usize;
-    if size % 2 == 0 {
+    if size.is_multiple_of(2) {
         size += 1;
     }
     let c = (size / 2) as f64;

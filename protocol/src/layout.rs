@@ -85,7 +85,7 @@ impl BlindTouchLayout {
     /// 1 in slot d·u for every user, 0 elsewhere: keeps only the summed scores.
     pub fn mask(&self) -> Vec<i64> {
         (0..self.slots)
-            .map(|i| i64::from(i % self.features == 0))
+            .map(|i| i64::from(i.is_multiple_of(self.features)))
             .collect()
     }
 

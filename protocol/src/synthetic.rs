@@ -58,7 +58,7 @@ pub fn generate(
 
     let probes = (0..probes)
         .map(|i| {
-            if i % 2 == 0 && users > 0 {
+            if i.is_multiple_of(2) && users > 0 {
                 let identity = rng.random_range(0..users);
                 let template = gallery[identity]
                     .iter()

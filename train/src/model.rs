@@ -42,7 +42,7 @@ impl ModelConfig {
 
     /// Checks the shape is usable.
     pub fn validate(&self) -> Result<(), String> {
-        if self.input_size < 32 || self.input_size % 32 != 0 {
+        if self.input_size < 32 || !self.input_size.is_multiple_of(32) {
             return Err(format!(
                 "input_size must be a multiple of 32 (five 2× poolings), got {}",
                 self.input_size

@@ -33,7 +33,7 @@ pub fn deriv_kernel(order: u32, ksize: usize) -> Vec<f64> {
 
 /// The Sobel derivative of order (dx, dy) with an odd kernel size in 3..=31.
 pub fn sobel(image: &Gray8, dx: u32, dy: u32, ksize: usize) -> Result<GrayF> {
-    if ksize % 2 == 0 || !(3..=31).contains(&ksize) {
+    if ksize.is_multiple_of(2) || !(3..=31).contains(&ksize) {
         return Err(DatasetError::invalid(
             "sobel ksize",
             format!("must be odd in 3..=31, got {ksize}"),
