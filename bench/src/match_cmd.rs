@@ -6,8 +6,8 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use protocol::synthetic;
 use protocol::{
-    build_matcher, Calibration, MatchOutcome, ParamSpec, QuantizedModel, Quantizer, SchemeConfig,
-    SchemeKind,
+    build_matcher, Calibration, ColumnarEngine, MatchOutcome, ParamSpec, QuantizedModel, Quantizer,
+    SchemeConfig, SchemeKind,
 };
 use std::time::Duration;
 
@@ -34,6 +34,9 @@ pub struct MatchArgs {
     /// blindtouch: encrypt weights and mask as Blind-Touch did (ciphertext products).
     #[arg(long)]
     encrypted_weights: bool,
+    /// columnar: evaluation engine — fhe (fhe.rs per operation), cpu or cuda (fused kernel).
+    #[arg(long, default_value = "cpu")]
+    engine: ColumnarEngine,
     /// Template length.
     #[arg(long, default_value_t = 16)]
     features: usize,
@@ -71,13 +74,19 @@ pub fn run(args: &MatchArgs) -> Result<()> {
         encrypted_weights: args.encrypted_weights,
         clusters: args.clusters,
         measure_noise: true,
+        engine: args.engine,
     };
     let spec = config.param_spec()?;
     let params = spec.as_ref().map(|s| s.build()).transpose()?;
 
     println!(
-        "touchstone match · scheme {}{} · {} users · {} clusters · {} probes · seed {}",
+        "touchstone match · scheme {}{}{} · {} users · {} clusters · {} probes · seed {}",
         args.scheme,
+        if args.scheme == SchemeKind::Columnar {
+            format!(" (engine {})", args.engine)
+        } else {
+            String::new()
+        },
         if args.encrypted_weights {
             " (encrypted weights)"
         } else {
@@ -145,6 +154,9 @@ pub fn run(args: &MatchArgs) -> Result<()> {
         }
     }
 
+    if let Some(why) = &enrolment.engine_fallback {
+        println!("note: {why}");
+    }
     print_setup(&enrolment);
     print_stages(&outcomes, args.clusters);
     print_traffic(&outcomes[0]);

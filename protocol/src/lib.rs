@@ -13,8 +13,10 @@
 //! [`quantize::integer_score`] bit for bit.
 #![warn(missing_docs)]
 
+pub mod engine;
 pub mod error;
 pub mod evaluate;
+pub mod fused;
 pub mod layout;
 pub mod messages;
 pub mod outcome;
@@ -26,6 +28,7 @@ pub mod synthetic;
 pub mod transport;
 pub mod wire;
 
+pub use engine::{ColumnarEngine, ResolvedEngine};
 pub use error::{ProtocolError, Result};
 pub use outcome::{Decision, EnrolmentReport, MatchOutcome, Scores, StageTimings, Traffic};
 pub use params::{ParamSpec, Params, PlaintextModulus};

@@ -176,6 +176,10 @@ pub struct EnrolmentReport {
     pub stored_bytes: usize,
     /// Gallery ciphertexts held by each cluster.
     pub per_cluster: Vec<usize>,
+    /// The engine the clusters evaluate with (`fhe`, `cpu`, `cuda`; empty in the clear).
+    pub engine: String,
+    /// Why the engine differs from the one asked for (e.g. no CUDA device).
+    pub engine_fallback: Option<String>,
 }
 
 impl EnrolmentReport {

@@ -1,6 +1,7 @@
 //! Schemes behind one trait, selected by name: `plain` (float reference), `quantized`
 //! (integer reference), `blindtouch` and `columnar` (encrypted, through the three roles).
 
+use crate::engine::{ColumnarEngine, ResolvedEngine};
 use crate::error::{ProtocolError, Result};
 use crate::messages::Layout;
 use crate::outcome::{Decision, EnrolmentReport, MatchOutcome, Scores, StageTimings, Traffic};
@@ -97,6 +98,8 @@ pub struct SchemeConfig {
     pub clusters: usize,
     /// Measure the noise budget left in every result (client-side, untimed).
     pub measure_noise: bool,
+    /// columnar only: which engine the cluster servers evaluate with.
+    pub engine: ColumnarEngine,
 }
 
 impl SchemeConfig {
@@ -108,6 +111,7 @@ impl SchemeConfig {
             encrypted_weights: false,
             clusters: 1,
             measure_noise: true,
+            engine: ColumnarEngine::default(),
         }
     }
 
@@ -170,8 +174,12 @@ pub fn build_matcher(
             };
             let start = Instant::now();
             let client = Client::new(spec.build()?, layout, quantized.clone())?;
-            let mut matcher =
-                EncryptedMatcher::new(Arc::new(client), config.clusters, config.measure_noise)?;
+            let mut matcher = EncryptedMatcher::with_engine(
+                Arc::new(client),
+                config.clusters,
+                config.measure_noise,
+                config.engine,
+            )?;
             matcher.keygen += start.elapsed();
             Box::new(matcher)
         }
@@ -309,14 +317,30 @@ pub struct EncryptedMatcher {
     keygen: Duration,
     setup: crate::messages::SetupSizes,
     users: usize,
+    engine: ResolvedEngine,
 }
 
 impl EncryptedMatcher {
     /// Deploys `client` (whose keys may be shared with other deployments) with
     /// `clusters` cluster servers: generates and distributes the evaluation material.
+    /// `columnar` is evaluated with fhe.rs's per-operation reference.
     pub fn new(client: Arc<Client>, clusters: usize, measure_noise: bool) -> Result<Self> {
+        Self::with_engine(client, clusters, measure_noise, ColumnarEngine::Fhe)
+    }
+
+    /// As [`EncryptedMatcher::new`], with the `columnar` evaluation on `engine`.
+    pub fn with_engine(
+        client: Arc<Client>,
+        clusters: usize,
+        measure_noise: bool,
+        engine: ColumnarEngine,
+    ) -> Result<Self> {
         let params = client.params().spec().build()?;
-        let transport = InProcess::new(&params, clusters)?;
+        let engine = match client.layout() {
+            Layout::Columnar => engine.resolve(),
+            Layout::BlindTouch { .. } => ColumnarEngine::Fhe.resolve(),
+        };
+        let transport = InProcess::with_engine(&params, clusters, &engine)?;
         let mut main = MainServer::new(params, Box::new(transport));
         let start = Instant::now();
         let (bytes, setup) = client.setup_message()?;
@@ -330,7 +354,13 @@ impl EncryptedMatcher {
             keygen,
             setup,
             users: 0,
+            engine,
         })
+    }
+
+    /// The evaluation engine the clusters run, and why it differs from the request.
+    pub fn engine(&self) -> &ResolvedEngine {
+        &self.engine
     }
 
     /// The client (for tests that need its model or parameters).
@@ -366,6 +396,8 @@ impl Matcher for EncryptedMatcher {
             stored_ciphertexts: shards.per_cluster.iter().sum(),
             stored_bytes: shards.stored_bytes,
             per_cluster: shards.per_cluster,
+            engine: self.engine.running().to_string(),
+            engine_fallback: self.engine.fallback.clone(),
         })
     }
 

@@ -2,6 +2,7 @@
 //! the in-process transport used today and a network transport later measure the same
 //! sizes and refuse the same corrupt input.
 
+use crate::engine::{ColumnarEngine, ResolvedEngine};
 use crate::error::{ProtocolError, Result};
 use crate::params::Params;
 use crate::roles::ClusterServer;
@@ -23,15 +24,26 @@ pub struct InProcess {
 }
 
 impl InProcess {
-    /// `clusters` fresh servers configured with `params`' spec.
+    /// `clusters` fresh servers configured with `params`' spec, evaluating `columnar`
+    /// with fhe.rs.
     pub fn new(params: &Params, clusters: usize) -> Result<Self> {
+        Self::with_engine(params, clusters, &ColumnarEngine::Fhe.resolve())
+    }
+
+    /// `clusters` fresh servers whose `columnar` evaluation runs on `engine`.
+    pub fn with_engine(params: &Params, clusters: usize, engine: &ResolvedEngine) -> Result<Self> {
         if clusters == 0 {
             return Err(ProtocolError::Input(
                 "at least one cluster server is needed".into(),
             ));
         }
         let servers = (0..clusters)
-            .map(|_| params.spec().build().map(ClusterServer::new))
+            .map(|_| {
+                params
+                    .spec()
+                    .build()
+                    .map(|p| ClusterServer::with_engine(p, engine.clone()))
+            })
             .collect::<Result<Vec<_>>>()?;
         Ok(Self { servers })
     }

@@ -1,8 +1,10 @@
 //! A cluster server: holds one shard of the encrypted gallery and the public evaluation
 //! material, evaluates queries on its shard. It sees only ciphertexts and public weights.
 
+use crate::engine::{ColumnarEngine, ResolvedEngine};
 use crate::error::{ProtocolError, Result};
 use crate::evaluate::{signed_sum, BlindTouchEvaluator, ColumnarEvaluator};
+use crate::fused::{FusedColumnar, StoredShard};
 use crate::messages::{Ciphertexts, Gallery, Layout, Setup, UnitId};
 use crate::params::Params;
 use crate::wire::{self, Artifact};
@@ -17,25 +19,36 @@ const ROLE: &str = "cluster server";
 enum Evaluator {
     BlindTouch(Box<BlindTouchEvaluator>),
     Columnar(ColumnarEvaluator),
+    Fused(FusedColumnar),
 }
 
 #[derive(Default)]
 struct State {
     evaluator: Option<Evaluator>,
     units: Vec<(UnitId, Ciphertext)>,
+    /// The shard as the fused engine holds it (extended, possibly on the GPU).
+    stored: Option<StoredShard>,
 }
 
 /// One cluster server. Requests arrive as bytes (see [`ClusterServer::handle`]).
 pub struct ClusterServer {
     params: Params,
+    engine: ResolvedEngine,
     state: RwLock<State>,
 }
 
 impl ClusterServer {
-    /// A server configured with its own copy of the parameter set.
+    /// A server configured with its own copy of the parameter set, evaluating `columnar`
+    /// with fhe.rs's per-operation reference.
     pub fn new(params: Params) -> Self {
+        Self::with_engine(params, ColumnarEngine::Fhe.resolve())
+    }
+
+    /// A server whose `columnar` evaluation runs on `engine`.
+    pub fn with_engine(params: Params, engine: ResolvedEngine) -> Self {
         Self {
             params,
+            engine,
             state: RwLock::new(State::default()),
         }
     }
@@ -63,16 +76,36 @@ impl ClusterServer {
                     Layout::BlindTouch { .. } => Evaluator::BlindTouch(Box::new(
                         BlindTouchEvaluator::new(&self.params, setup)?,
                     )),
-                    Layout::Columnar => {
-                        Evaluator::Columnar(ColumnarEvaluator::new(&self.params, setup)?)
-                    }
+                    Layout::Columnar => match &self.engine.backend {
+                        None => Evaluator::Columnar(ColumnarEvaluator::new(&self.params, setup)?),
+                        Some(backend) => {
+                            let weights = setup.weights.ok_or_else(|| {
+                                ProtocolError::state(ROLE, "setup lacks the weights")
+                            })?;
+                            Evaluator::Fused(FusedColumnar::new(
+                                &self.params,
+                                &weights,
+                                backend.clone(),
+                            )?)
+                        }
+                    },
                 };
-                self.write().evaluator = Some(evaluator);
+                let mut state = self.write();
+                state.stored = match &evaluator {
+                    Evaluator::Fused(f) if !state.units.is_empty() => Some(f.store(&state.units)?),
+                    _ => None,
+                };
+                state.evaluator = Some(evaluator);
                 Ok(self.ack())
             }
             Artifact::Shard => {
                 let (_, units) = Gallery::decode(request, Artifact::Shard, &self.params)?;
-                self.write().units = units;
+                let mut state = self.write();
+                state.stored = match &state.evaluator {
+                    Some(Evaluator::Fused(f)) => Some(f.store(&units)?),
+                    _ => None,
+                };
+                state.units = units;
                 Ok(self.ack())
             }
             Artifact::Query => self.evaluate(request),
@@ -112,18 +145,15 @@ impl ClusterServer {
                     .map(|(id, r)| Ok((id.group, e.evaluate(q, r, id.group)?)))
                     .collect::<Result<Vec<_>>>()?
             }
-            Evaluator::Columnar(e) => {
-                let complete = query.len() == e.features()
-                    && query.iter().enumerate().all(|(j, (i, _))| *i == j);
-                if !complete {
-                    return Err(ProtocolError::wire(
-                        "query",
-                        format!(
-                            "columnar expects query ciphertexts 0..{}, one per feature",
-                            e.features()
-                        ),
-                    ));
+            Evaluator::Fused(f) => {
+                check_columnar_query(&query, f.features())?;
+                match &state.stored {
+                    Some(shard) => f.evaluate(shard, &query)?,
+                    None => Vec::new(),
                 }
+            }
+            Evaluator::Columnar(e) => {
+                check_columnar_query(&query, e.features())?;
                 let terms = state
                     .units
                     .par_iter()
@@ -145,6 +175,18 @@ impl ClusterServer {
             &self.params,
             nanos,
             &results,
+        ))
+    }
+}
+
+fn check_columnar_query(query: &[(usize, Ciphertext)], features: usize) -> Result<()> {
+    let complete = query.len() == features && query.iter().enumerate().all(|(j, (i, _))| *i == j);
+    if complete {
+        Ok(())
+    } else {
+        Err(ProtocolError::wire(
+            "query",
+            format!("columnar expects query ciphertexts 0..{features}, one per feature"),
         ))
     }
 }

@@ -1,0 +1,194 @@
+//! One trait over the CPU and CUDA engines, and the run-time choice between them.
+
+use crate::fused::FusedPlan;
+use crate::rns::RnsBasis;
+use crate::KernelError;
+use rayon::prelude::*;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+/// An engine for RNS polynomial arithmetic and the fused columnar evaluation.
+pub trait Backend: Send + Sync {
+    /// Short name for reports: `cpu` or `cuda`.
+    fn name(&self) -> &'static str;
+
+    /// A line describing the device (CPU threads, GPU model).
+    fn device(&self) -> String;
+
+    /// Forward NTT of every limb of every polynomial (limb-major) in `data`.
+    fn forward_ntt(&self, basis: &RnsBasis, data: &mut [u64]) -> Result<(), KernelError>;
+
+    /// Inverse NTT of every limb of every polynomial in `data`.
+    fn inverse_ntt(&self, basis: &RnsBasis, data: &mut [u64]) -> Result<(), KernelError>;
+
+    /// Takes the gallery groups (each `plan.unextended_len()` words: the group's ciphertexts
+    /// over Q in NTT form), extends and keeps them — on the device for GPU backends — for
+    /// the queries to come.
+    fn store_gallery(
+        &self,
+        plan: &Arc<FusedPlan>,
+        groups: Vec<Vec<u64>>,
+    ) -> Result<Box<dyn StoredGallery>, KernelError>;
+}
+
+/// A gallery held by a backend, extended to Q∪P in NTT form.
+pub trait StoredGallery: Send + Sync {
+    /// Number of groups.
+    fn groups(&self) -> usize;
+
+    /// Bytes held for the extended gallery.
+    fn bytes(&self) -> usize;
+
+    /// Scores every group against one query (`plan.unextended_len()` words over Q in NTT
+    /// form): per group, the 3 result polynomials over Q in NTT form.
+    fn evaluate(&self, query: &[u64]) -> Result<Vec<Vec<u64>>, KernelError>;
+}
+
+/// The CPU engine: rayon across groups, polynomials and limbs.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CpuBackend;
+
+impl Backend for CpuBackend {
+    fn name(&self) -> &'static str {
+        "cpu"
+    }
+
+    fn device(&self) -> String {
+        format!("CPU, {} rayon threads", rayon::current_num_threads())
+    }
+
+    fn forward_ntt(&self, basis: &RnsBasis, data: &mut [u64]) -> Result<(), KernelError> {
+        basis.forward(data)
+    }
+
+    fn inverse_ntt(&self, basis: &RnsBasis, data: &mut [u64]) -> Result<(), KernelError> {
+        basis.inverse(data)
+    }
+
+    fn store_gallery(
+        &self,
+        plan: &Arc<FusedPlan>,
+        groups: Vec<Vec<u64>>,
+    ) -> Result<Box<dyn StoredGallery>, KernelError> {
+        for (g, group) in groups.iter().enumerate() {
+            plan.check_unextended(group, &format!("gallery group {g}"))?;
+        }
+        let extended = groups
+            .par_iter()
+            .map(|group| plan.extend_ntt(group))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Box::new(CpuGallery {
+            plan: plan.clone(),
+            groups: extended,
+        }))
+    }
+}
+
+struct CpuGallery {
+    plan: Arc<FusedPlan>,
+    groups: Vec<Vec<u64>>,
+}
+
+impl StoredGallery for CpuGallery {
+    fn groups(&self) -> usize {
+        self.groups.len()
+    }
+
+    fn bytes(&self) -> usize {
+        self.groups.iter().map(|g| g.len() * 8).sum()
+    }
+
+    fn evaluate(&self, query: &[u64]) -> Result<Vec<Vec<u64>>, KernelError> {
+        self.plan.check_unextended(query, "query")?;
+        let query = self.plan.extend_ntt(query)?;
+        Ok(self
+            .groups
+            .par_iter()
+            .map(|group| self.plan.evaluate_group(&query, group))
+            .collect())
+    }
+}
+
+/// Which engine to ask for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BackendKind {
+    /// The CPU engine.
+    Cpu,
+    /// The CUDA engine (needs the `cuda` feature and a driver; falls back to the CPU).
+    Cuda,
+}
+
+impl BackendKind {
+    /// The name used on the command line and in configs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Cpu => "cpu",
+            Self::Cuda => "cuda",
+        }
+    }
+}
+
+impl fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for BackendKind {
+    type Err = KernelError;
+
+    fn from_str(s: &str) -> Result<Self, KernelError> {
+        match s {
+            "cpu" => Ok(Self::Cpu),
+            "cuda" => Ok(Self::Cuda),
+            other => Err(KernelError::Shape(format!(
+                "unknown kernel backend `{other}`; known: cpu, cuda"
+            ))),
+        }
+    }
+}
+
+/// A backend together with why it is not the one asked for, if it is not.
+#[derive(Clone)]
+pub struct Selected {
+    /// The engine to use.
+    pub backend: Arc<dyn Backend>,
+    /// Set when the request fell back (e.g. CUDA asked for, no driver found).
+    pub fallback: Option<String>,
+}
+
+/// The engine for `kind`. A CUDA request in a build without the `cuda` feature, or on a
+/// machine without a usable driver or GPU, falls back to the CPU and says why.
+pub fn select(kind: BackendKind) -> Selected {
+    match kind {
+        BackendKind::Cpu => Selected {
+            backend: Arc::new(CpuBackend),
+            fallback: None,
+        },
+        BackendKind::Cuda => match cuda_backend() {
+            Ok(backend) => Selected {
+                backend,
+                fallback: None,
+            },
+            Err(why) => Selected {
+                backend: Arc::new(CpuBackend),
+                fallback: Some(format!(
+                    "CUDA backend unavailable ({why}); using the CPU backend"
+                )),
+            },
+        },
+    }
+}
+
+#[cfg(feature = "cuda")]
+fn cuda_backend() -> Result<Arc<dyn Backend>, String> {
+    crate::cuda::CudaBackend::new()
+        .map(|b| Arc::new(b) as Arc<dyn Backend>)
+        .map_err(|e| e.to_string())
+}
+
+#[cfg(not(feature = "cuda"))]
+fn cuda_backend() -> Result<Arc<dyn Backend>, String> {
+    Err("this build has no CUDA support; rebuild with `--features cuda`".into())
+}

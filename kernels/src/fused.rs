@@ -1,0 +1,274 @@
+//! The fused columnar distance: Σⱼ w̃ⱼ·(Qⱼ − R_{g,j})⊗(Qⱼ − R_{g,j}) for one gallery group,
+//! accumulated pointwise over Q∪P in NTT form and scaled by t/Q once.
+//!
+//! fhe.rs computes each of the 16 products separately: extend both operands to Q∪P,
+//! tensor, scale back — three basis conversions per product. Here the gallery is stored
+//! extended, the query is extended once per query, and one scale per group remains, so a
+//! group costs 16 multiply-adds per coefficient and limb plus one scale of 3 polynomials.
+//!
+//! Shapes: a ciphertext is 2 polynomials; a query or a group is `features` ciphertexts,
+//! i.e. 2·features polynomials, each limb-major over its basis (see [`crate::rns`]).
+
+use crate::arith::Constant;
+use crate::convert::{Lift, Scaler};
+use crate::rns::RnsBasis;
+use crate::KernelError;
+use rayon::prelude::*;
+
+/// Bits of headroom the extension basis P needs beyond Q (see [`FusedPlan::new`]).
+pub fn extension_bits(log2_q: f64, n: usize, features: usize, max_weight: u64) -> f64 {
+    // |Dⱼ| < Q (difference of two centred lifts); a negacyclic product of two such
+    // polynomials has coefficients below n·Q², the c₁ term carries a factor 2, and the sum
+    // has `features` terms of weight ≤ max_weight. Exactness needs |x| < Q·P/2, so
+    // P > 4·features·max_weight·n·Q; one more bit of margin.
+    log2_q
+        + 2.0
+        + (features as f64).log2()
+        + (max_weight.max(1) as f64).log2()
+        + (n as f64).log2()
+        + 1.0
+}
+
+/// Everything fixed for one deployment: the bases, conversions and signed weights.
+#[derive(Clone, Debug)]
+pub struct FusedPlan {
+    t: u64,
+    q: RnsBasis,
+    p: RnsBasis,
+    qp: RnsBasis,
+    lift: Lift,
+    scaler: Scaler,
+    weights: Vec<i64>,
+    /// w̃ⱼ mod each prime of Q∪P: `weight_consts[limb][feature]`.
+    weight_consts: Vec<Vec<Constant>>,
+}
+
+/// Bits of each extension prime: the largest NTT-friendly size, below 2⁶² so lazy values fit.
+pub const EXTENSION_PRIME_BITS: u32 = 62;
+
+impl FusedPlan {
+    /// A plan for ring degree n, ciphertext primes `q` (level 0 of the parameter set),
+    /// plaintext modulus t and the signed integer weights. P is the smallest set of 62-bit
+    /// primes (distinct from Q) that makes the accumulation exact for these weights.
+    pub fn new(n: usize, q: &[u64], t: u64, weights: &[i64]) -> Result<Self, KernelError> {
+        if n < 64 || !n.is_power_of_two() {
+            return Err(KernelError::Shape(format!(
+                "the fused kernel works on degrees ≥ 64 that are powers of two, not {n}"
+            )));
+        }
+        if weights.is_empty() {
+            return Err(KernelError::Shape(
+                "the fused kernel needs at least one weight".into(),
+            ));
+        }
+        let log2_q: f64 = q.iter().map(|&p| (p as f64).log2()).sum();
+        let max_weight = weights.iter().map(|w| w.unsigned_abs()).max().unwrap_or(1);
+        let needed = extension_bits(log2_q, n, weights.len(), max_weight);
+        // Each 62-bit prime exceeds 2^61.
+        let count = (needed / (EXTENSION_PRIME_BITS - 1) as f64).ceil() as usize;
+        let p_primes =
+            crate::arith::ntt_primes(EXTENSION_PRIME_BITS, n, count, q).ok_or_else(|| {
+                KernelError::Shape(format!("not enough 62-bit NTT primes for degree {n}"))
+            })?;
+        let all: Vec<u64> = q.iter().chain(&p_primes).copied().collect();
+        let qp = RnsBasis::new(n, &all)?;
+        let weight_consts = qp
+            .tables()
+            .iter()
+            .map(|table| {
+                let m = table.modulus();
+                weights
+                    .iter()
+                    .map(|&w| Constant::new(m.from_i64(w), m))
+                    .collect()
+            })
+            .collect();
+        Ok(Self {
+            t,
+            q: RnsBasis::new(n, q)?,
+            p: RnsBasis::new(n, &p_primes)?,
+            lift: Lift::new(q, &p_primes)?,
+            scaler: Scaler::new(q, &p_primes, t)?,
+            qp,
+            weights: weights.to_vec(),
+            weight_consts,
+        })
+    }
+
+    /// Ring degree.
+    pub fn degree(&self) -> usize {
+        self.q.degree()
+    }
+
+    /// Plaintext modulus.
+    pub fn plaintext_modulus(&self) -> u64 {
+        self.t
+    }
+
+    /// Number of features (ciphertexts per query and per group).
+    pub fn features(&self) -> usize {
+        self.weights.len()
+    }
+
+    /// The signed weights.
+    pub fn weights(&self) -> &[i64] {
+        &self.weights
+    }
+
+    /// Ciphertext basis Q.
+    pub fn q(&self) -> &RnsBasis {
+        &self.q
+    }
+
+    /// Extension primes P.
+    pub fn p(&self) -> &RnsBasis {
+        &self.p
+    }
+
+    /// Q then P.
+    pub fn qp(&self) -> &RnsBasis {
+        &self.qp
+    }
+
+    /// w̃ⱼ mod each prime of Q∪P, `[limb][feature]`, with Shoup quotients.
+    pub fn weight_constants(&self) -> &[Vec<Constant>] {
+        &self.weight_consts
+    }
+
+    /// The coefficient-wise lift Q → P.
+    pub fn lift(&self) -> &Lift {
+        &self.lift
+    }
+
+    /// The scale-and-round Q∪P → Q.
+    pub fn scaler(&self) -> &Scaler {
+        &self.scaler
+    }
+
+    /// Words of one query or group over Q (2·features polynomials).
+    pub fn unextended_len(&self) -> usize {
+        2 * self.features() * self.q.poly_len()
+    }
+
+    /// Words of one query or group over Q∪P.
+    pub fn extended_len(&self) -> usize {
+        2 * self.features() * self.qp.poly_len()
+    }
+
+    /// Words of one result (3 polynomials over Q).
+    pub fn result_len(&self) -> usize {
+        3 * self.q.poly_len()
+    }
+
+    /// Checks that `data` is one query or group over Q.
+    pub fn check_unextended(&self, data: &[u64], what: &str) -> Result<(), KernelError> {
+        if data.len() != self.unextended_len() {
+            return Err(KernelError::Shape(format!(
+                "{what}: {} words, expected {} ciphertexts × 2 polynomials × {} limbs × {}",
+                data.len(),
+                self.features(),
+                self.q.limbs(),
+                self.degree()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Extends polynomials over Q in NTT form to Q∪P in NTT form (CPU, rayon across
+    /// polynomials). The Q limbs are copied unchanged; the P limbs come from the centred lift
+    /// of the coefficients.
+    pub fn extend_ntt(&self, q_ntt: &[u64]) -> Result<Vec<u64>, KernelError> {
+        self.q.count(q_ntt)?;
+        let (n, lq, lp) = (self.degree(), self.q.limbs(), self.p.limbs());
+        let mut out = vec![0u64; q_ntt.len() / lq * (lq + lp)];
+        out.par_chunks_exact_mut((lq + lp) * n)
+            .zip(q_ntt.par_chunks_exact(lq * n))
+            .for_each(|(ext, src)| {
+                let (q_part, p_part) = ext.split_at_mut(lq * n);
+                q_part.copy_from_slice(src);
+                let mut coeffs = src.to_vec();
+                for (limb, table) in coeffs.chunks_exact_mut(n).zip(self.q.tables()) {
+                    table.inverse(limb);
+                }
+                self.lift.apply(&coeffs, p_part, n);
+                for (limb, table) in p_part.chunks_exact_mut(n).zip(self.p.tables()) {
+                    table.forward(limb);
+                }
+            });
+        Ok(out)
+    }
+
+    /// Σⱼ w̃ⱼ·(Qⱼ − Gⱼ)⊗(Qⱼ − Gⱼ) over Q∪P in NTT form: 3 polynomials (c₀, c₁, c₂).
+    pub fn accumulate(&self, query: &[u64], group: &[u64]) -> Vec<u64> {
+        let (n, limbs) = (self.degree(), self.qp.limbs());
+        debug_assert_eq!(query.len(), self.extended_len());
+        debug_assert_eq!(group.len(), self.extended_len());
+        let poly = limbs * n;
+        let per_limb: Vec<[Vec<u64>; 3]> = (0..limbs)
+            .into_par_iter()
+            .map(|limb| {
+                let m = self.qp.tables()[limb].modulus();
+                let weights = &self.weight_consts[limb];
+                let mut out = [vec![0u64; n], vec![0u64; n], vec![0u64; n]];
+                const BLOCK: usize = 64;
+                for start in (0..n).step_by(BLOCK) {
+                    let mut acc = [[0u128; BLOCK]; 3];
+                    for (j, w) in weights.iter().enumerate() {
+                        let at = |k: usize| 2 * j * poly + k * poly + limb * n + start;
+                        let (q0, q1) = (&query[at(0)..at(0) + BLOCK], &query[at(1)..at(1) + BLOCK]);
+                        let (g0, g1) = (&group[at(0)..at(0) + BLOCK], &group[at(1)..at(1) + BLOCK]);
+                        for c in 0..BLOCK {
+                            let a = m.sub(q0[c], g0[c]);
+                            let b = m.sub(q1[c], g1[c]);
+                            let aw = w.mul(a, m);
+                            let bw = w.mul(b, m);
+                            acc[0][c] += aw as u128 * a as u128;
+                            acc[1][c] += aw as u128 * b as u128;
+                            acc[2][c] += bw as u128 * b as u128;
+                        }
+                        // Products are below p² < 2^124, so 16 of them fit in a u128.
+                        if j % 16 == 15 {
+                            for row in acc.iter_mut() {
+                                for v in row.iter_mut() {
+                                    *v = m.reduce_u128(*v) as u128;
+                                }
+                            }
+                        }
+                    }
+                    for c in 0..BLOCK {
+                        out[0][start + c] = m.reduce_u128(acc[0][c]);
+                        let cross = m.reduce_u128(acc[1][c]);
+                        out[1][start + c] = m.add(cross, cross);
+                        out[2][start + c] = m.reduce_u128(acc[2][c]);
+                    }
+                }
+                out
+            })
+            .collect();
+        let mut result = vec![0u64; 3 * poly];
+        for (limb, polys) in per_limb.into_iter().enumerate() {
+            for (k, values) in polys.into_iter().enumerate() {
+                result[k * poly + limb * n..k * poly + (limb + 1) * n].copy_from_slice(&values);
+            }
+        }
+        result
+    }
+
+    /// Inverse NTT over Q∪P, scale by t/Q and round, forward NTT over Q: the 3 result
+    /// polynomials over Q in NTT form.
+    pub fn finish(&self, mut acc: Vec<u64>) -> Vec<u64> {
+        let n = self.degree();
+        self.qp.inverse(&mut acc).expect("3 polynomials over Q∪P");
+        let mut out = vec![0u64; self.result_len()];
+        out.par_chunks_exact_mut(self.q.poly_len())
+            .zip(acc.par_chunks_exact(self.qp.poly_len()))
+            .for_each(|(dst, src)| self.scaler.apply(src, dst, n));
+        self.q.forward(&mut out).expect("3 polynomials over Q");
+        out
+    }
+
+    /// One group on the CPU: accumulate, then finish.
+    pub fn evaluate_group(&self, query_ext: &[u64], group_ext: &[u64]) -> Vec<u64> {
+        self.finish(self.accumulate(query_ext, group_ext))
+    }
+}

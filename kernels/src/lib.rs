@@ -1,0 +1,47 @@
+//! RNS polynomial arithmetic for BFV matching, on the CPU and (feature `cuda`) the GPU.
+//!
+//! - [`arith`]: Shoup and Barrett arithmetic for primes below 2⁶², NTT-friendly primes.
+//! - [`ntt`]: the negacyclic NTT, word-for-word compatible with fhe-math 0.1.1.
+//! - [`rns`]: bases of primes and limb-major batches of polynomials.
+//! - [`convert`]: exact lift Q → P and scale-and-round Q∪P → Q (Garner mixed radix).
+//! - [`fused`]: the fused columnar distance for a gallery group.
+//! - [`backend`]: the [`Backend`] trait, the CPU engine and the run-time choice.
+//!
+//! Invariant: every result here is exact integer arithmetic; the CPU and CUDA engines
+//! produce the same words.
+#![warn(missing_docs)]
+
+pub mod arith;
+pub mod backend;
+pub mod convert;
+#[cfg(feature = "cuda")]
+pub mod cuda;
+pub mod fused;
+pub mod ntt;
+pub mod rns;
+
+pub use backend::{select, Backend, BackendKind, CpuBackend, Selected, StoredGallery};
+pub use fused::FusedPlan;
+pub use ntt::NttTable;
+pub use rns::RnsBasis;
+
+/// What can go wrong in kernel set-up or calls.
+#[derive(Debug, thiserror::Error)]
+pub enum KernelError {
+    /// A modulus that cannot serve (not prime, too large, no NTT of this size).
+    #[error("modulus {p} for degree {n}: {why}")]
+    Modulus {
+        /// The modulus.
+        p: u64,
+        /// The ring degree (0 when not relevant).
+        n: usize,
+        /// Why it was refused.
+        why: String,
+    },
+    /// Data of the wrong shape.
+    #[error("{0}")]
+    Shape(String),
+    /// A device (driver, compiler, memory) failure.
+    #[error("CUDA: {0}")]
+    Device(String),
+}

@@ -1,0 +1,96 @@
+//! The NTT must produce the very words fhe-math holds for a polynomial in NTT form: the
+//! fused kernel reads fhe.rs ciphertexts' limbs directly and hands its results back to it.
+
+use fhe_math::ntt::NttOperator;
+use fhe_math::zq::{primes::generate_prime, Modulus};
+use kernels::{Backend, CpuBackend, NttTable, RnsBasis};
+use rand::{Rng, SeedableRng};
+
+const SIZES: [usize; 5] = [4096, 8192, 16384, 32768, 65536];
+const BITS: [usize; 5] = [50, 54, 57, 60, 62];
+
+fn prime(bits: usize, n: usize) -> u64 {
+    generate_prime(bits, 2 * n as u64, 1 << bits).expect("an NTT prime of this size exists")
+}
+
+#[test]
+fn forward_and_inverse_equal_fhe_math_bit_for_bit() {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+    for n in SIZES {
+        for bits in BITS {
+            let p = prime(bits, n);
+            let ours = NttTable::new(p, n).unwrap();
+            let theirs = NttOperator::new(&Modulus::new(p).unwrap(), n).unwrap();
+            for _ in 0..2 {
+                let input: Vec<u64> = (0..n).map(|_| rng.random_range(0..p)).collect();
+                let (mut a, mut b) = (input.clone(), input.clone());
+                ours.forward(&mut a);
+                theirs.forward(&mut b);
+                assert!(a == b, "forward differs for n = {n}, p = {p} ({bits} bits)");
+                ours.inverse(&mut a);
+                theirs.backward(&mut b);
+                assert!(a == b, "inverse differs for n = {n}, p = {p} ({bits} bits)");
+                assert!(
+                    a == input,
+                    "inverse ∘ forward is not the identity (n = {n}, p = {p})"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn batched_backend_transforms_equal_per_limb_transforms() {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(12);
+    let n = 4096;
+    let primes: Vec<u64> = BITS.iter().map(|&b| prime(b, n)).collect();
+    let basis = RnsBasis::new(n, &primes).unwrap();
+    let polys = 3;
+    let input: Vec<u64> = (0..polys * primes.len() * n)
+        .map(|i| rng.random_range(0..primes[(i / n) % primes.len()]))
+        .collect();
+    let mut batched = input.clone();
+    CpuBackend.forward_ntt(&basis, &mut batched).unwrap();
+    for (row, limb) in input.chunks_exact(n).enumerate() {
+        let p = primes[row % primes.len()];
+        let mut expected = limb.to_vec();
+        NttOperator::new(&Modulus::new(p).unwrap(), n)
+            .unwrap()
+            .forward(&mut expected);
+        assert_eq!(
+            &batched[row * n..(row + 1) * n],
+            expected.as_slice(),
+            "row {row}"
+        );
+    }
+    CpuBackend.inverse_ntt(&basis, &mut batched).unwrap();
+    assert_eq!(batched, input);
+    assert!(CpuBackend.forward_ntt(&basis, &mut batched[1..]).is_err());
+}
+
+/// The CUDA engine must give the same words; without a GPU this says so and skips.
+#[test]
+fn cuda_transforms_equal_cpu_transforms_when_a_gpu_is_present() {
+    let selected = kernels::select(kernels::BackendKind::Cuda);
+    if let Some(why) = &selected.fallback {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(13);
+    for n in SIZES {
+        let primes: Vec<u64> = BITS.iter().map(|&b| prime(b, n)).collect();
+        let basis = RnsBasis::new(n, &primes).unwrap();
+        let input: Vec<u64> = (0..2 * primes.len() * n)
+            .map(|i| rng.random_range(0..primes[(i / n) % primes.len()]))
+            .collect();
+        let (mut gpu, mut cpu) = (input.clone(), input.clone());
+        selected.backend.forward_ntt(&basis, &mut gpu).unwrap();
+        CpuBackend.forward_ntt(&basis, &mut cpu).unwrap();
+        assert!(
+            gpu == cpu,
+            "CUDA forward NTT differs from the CPU for n = {n}"
+        );
+        selected.backend.inverse_ntt(&basis, &mut gpu).unwrap();
+        assert!(gpu == input, "CUDA inverse NTT does not invert for n = {n}");
+    }
+}
