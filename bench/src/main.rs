@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 
 mod data_cmd;
 mod format;
+mod gpu_bench_cmd;
 mod match_cmd;
 mod params_cmd;
 mod train_cmd;
@@ -22,6 +23,10 @@ enum Command {
     /// Run encrypted 1:N matching on seeded synthetic templates and print stage timings,
     /// sizes, the noise budget left and whether every decrypted score is exact.
     Match(match_cmd::MatchArgs),
+    /// Match one query against a large gallery (up to millions of users) on the fused
+    /// columnar engine — CUDA, or the CPU without a GPU — and report end-to-end time, NTT
+    /// limbs/s and achieved gallery bandwidth, as JSON.
+    GpuBench(gpu_bench_cmd::GpuBenchArgs),
     /// List the built-in BFV parameter sets.
     Params,
     /// Write a seeded synthetic fingerprint set (SOCOFing or PolyU layout) with a
@@ -42,6 +47,7 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Match(args) => match_cmd::run(&args),
+        Command::GpuBench(args) => gpu_bench_cmd::run(&args),
         Command::Params => params_cmd::run(),
         Command::Synth(args) => data_cmd::synth(&args),
         Command::Train(args) => train_cmd::train(&args),

@@ -1,1 +1,76 @@
-fn main() {}
+//! NTT of one limb, touchstone's against fhe-math's, for every ring size the issue names,
+//! and the fused group evaluation with the query already extended (what each further
+//! 8192 users cost a large gallery).
+//!
+//! Run: `cargo bench -p kernels --bench ntt -- --quick`
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use fhe_math::ntt::NttOperator;
+use fhe_math::zq::{primes::generate_prime, Modulus};
+use kernels::{FusedPlan, NttTable};
+use rand::{Rng, SeedableRng};
+
+fn ntt(c: &mut Criterion) {
+    let mut group = c.benchmark_group("ntt_forward_limb");
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+    for n in [4096usize, 8192, 16384, 32768, 65536] {
+        let p = generate_prime(62, 2 * n as u64, 1 << 62).unwrap();
+        let ours = NttTable::new(p, n).unwrap();
+        let theirs = NttOperator::new(&Modulus::new(p).unwrap(), n).unwrap();
+        let input: Vec<u64> = (0..n).map(|_| rng.random_range(0..p)).collect();
+        group.throughput(Throughput::Elements(1));
+        group.bench_function(BenchmarkId::new("touchstone", n), |b| {
+            let mut a = input.clone();
+            b.iter(|| ours.forward(&mut a))
+        });
+        group.bench_function(BenchmarkId::new("fhe-math", n), |b| {
+            let mut a = input.clone();
+            b.iter(|| theirs.forward(&mut a))
+        });
+        group.bench_function(BenchmarkId::new("touchstone-inverse", n), |b| {
+            let mut a = input.clone();
+            b.iter(|| ours.inverse(&mut a))
+        });
+        group.bench_function(BenchmarkId::new("fhe-math-inverse", n), |b| {
+            let mut a = input.clone();
+            b.iter(|| theirs.backward(&mut a))
+        });
+    }
+    group.finish();
+}
+
+fn fused(c: &mut Criterion) {
+    let mut group = c.benchmark_group("fused_group");
+    group.sample_size(10);
+    let n = 8192;
+    // col-8192: two 55-bit primes, a 30-bit t.
+    let q: Vec<u64> = kernels::arith::ntt_primes(55, n, 2, &[]).unwrap();
+    let t = kernels::arith::ntt_primes(30, n, 1, &[]).unwrap()[0];
+    let weights: Vec<i64> = (0..16)
+        .map(|j| if j % 3 == 0 { -(j + 90) } else { j + 100 })
+        .collect();
+    let plan = FusedPlan::new(n, &q, t, &weights).unwrap();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(2);
+    let mut random_q = || -> Vec<u64> {
+        (0..plan.unextended_len())
+            .map(|i| rng.random_range(0..q[(i / n) % q.len()]))
+            .collect()
+    };
+    let (query_q, group_q) = (random_q(), random_q());
+    let query = plan.extend_ntt(&query_q).unwrap();
+    let gallery = plan.extend_ntt(&group_q).unwrap();
+    group.throughput(Throughput::Elements(n as u64));
+    group.bench_function("accumulate+scale (query extended)", |b| {
+        b.iter(|| plan.evaluate_group(&query, &gallery))
+    });
+    group.bench_function("accumulate only", |b| {
+        b.iter(|| plan.accumulate(&query, &gallery))
+    });
+    group.bench_function("extend query (32 polys)", |b| {
+        b.iter(|| plan.extend_ntt(&query_q).unwrap())
+    });
+    group.finish();
+}
+
+criterion_group!(benches, ntt, fused);
+criterion_main!(benches);

@@ -12,6 +12,8 @@ pub struct Modulus {
     /// ⌊2¹²⁸ / p⌋ split into 64-bit halves.
     barrett_hi: u64,
     barrett_lo: u64,
+    /// ⌊2⁶⁴ / p⌋: Shoup's constant for 1, which reduces any 64-bit word in two multiplies.
+    one_shoup: u64,
 }
 
 impl Modulus {
@@ -29,6 +31,7 @@ impl Modulus {
             p,
             barrett_hi: (barrett >> 64) as u64,
             barrett_lo: barrett as u64,
+            one_shoup: ((1u128 << 64) / p as u128) as u64,
         })
     }
 
@@ -75,10 +78,10 @@ impl Modulus {
         reduce_once(r, self.p)
     }
 
-    /// a mod p for any 64-bit a.
+    /// a mod p for any 64-bit a (a · 1 with Shoup's quotient).
     #[inline(always)]
     pub const fn reduce(&self, a: u64) -> u64 {
-        self.reduce_u128(a as u128)
+        self.mul_shoup(a, 1 % self.p, self.one_shoup)
     }
 
     /// (a · b) mod p for any a, b (Barrett on the 128-bit product).
@@ -256,6 +259,7 @@ mod tests {
                 let a: u64 = rng.random();
                 let b = rng.random_range(0..p);
                 let wide: u128 = rng.random::<u128>();
+                assert_eq!(m.reduce(a), a % p);
                 assert_eq!(m.reduce_u128(wide), (wide % p as u128) as u64);
                 assert_eq!(m.mul(a, b), ((a as u128 * b as u128) % p as u128) as u64);
                 assert_eq!(

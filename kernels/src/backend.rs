@@ -22,6 +22,10 @@ pub trait Backend: Send + Sync {
     /// Inverse NTT of every limb of every polynomial in `data`.
     fn inverse_ntt(&self, basis: &RnsBasis, data: &mut [u64]) -> Result<(), KernelError>;
 
+    /// Measured copy bandwidth of the memory the gallery lives in, in bytes moved (read
+    /// plus written) per second: the ceiling a bandwidth-bound kernel is judged against.
+    fn copy_bandwidth(&self, bytes: usize) -> Result<f64, KernelError>;
+
     /// Takes the gallery groups (each `plan.unextended_len()` words: the group's ciphertexts
     /// over Q in NTT form), extends and keeps them — on the device for GPU backends — for
     /// the queries to come.
@@ -64,6 +68,22 @@ impl Backend for CpuBackend {
 
     fn inverse_ntt(&self, basis: &RnsBasis, data: &mut [u64]) -> Result<(), KernelError> {
         basis.inverse(data)
+    }
+
+    fn copy_bandwidth(&self, bytes: usize) -> Result<f64, KernelError> {
+        let words = (bytes / 8).max(1);
+        let src = vec![1u64; words];
+        let mut dst = vec![0u64; words];
+        let mut best = f64::INFINITY;
+        for _ in 0..3 {
+            let start = std::time::Instant::now();
+            dst.par_chunks_mut(1 << 16)
+                .zip(src.par_chunks(1 << 16))
+                .for_each(|(d, s)| d.copy_from_slice(s));
+            best = best.min(start.elapsed().as_secs_f64());
+            std::hint::black_box(&dst);
+        }
+        Ok(2.0 * (words * 8) as f64 / best)
     }
 
     fn store_gallery(

@@ -25,6 +25,8 @@ pub struct MixedRadix {
     half: Vec<u64>,
     /// For each target prime: mₖ mod target, and M mod target.
     targets: Vec<(Modulus, Vec<Constant>, u64)>,
+    /// Per target: every digit is already below it (no reduction needed in Horner).
+    digits_fit: Vec<bool>,
 }
 
 impl MixedRadix {
@@ -78,12 +80,17 @@ impl MixedRadix {
                 Ok((m, consts, product))
             })
             .collect::<Result<Vec<_>, KernelError>>()?;
+        let digits_fit = targets
+            .iter()
+            .map(|(m, _, _)| basis.iter().all(|&b| b <= m.value()))
+            .collect();
         Ok(Self {
             moduli,
             prefix_inv,
             within,
             half,
             targets,
+            digits_fit,
         })
     }
 
@@ -157,9 +164,17 @@ impl MixedRadix {
     pub fn eval(&self, d: &[u64; MAX_LIMBS], j: usize, negative: bool) -> u64 {
         let (m, consts, product) = &self.targets[j];
         let top = self.moduli.len() - 1;
-        let mut v = m.reduce(d[top]);
-        for k in (0..top).rev() {
-            v = m.add(consts[k].mul(v, m), m.reduce(d[k]));
+        let mut v;
+        if self.digits_fit[j] {
+            v = d[top];
+            for k in (0..top).rev() {
+                v = m.add(consts[k].mul(v, m), d[k]);
+            }
+        } else {
+            v = m.reduce(d[top]);
+            for k in (0..top).rev() {
+                v = m.add(consts[k].mul(v, m), m.reduce(d[k]));
+            }
         }
         if negative {
             m.sub(v, *product)
@@ -330,15 +345,28 @@ impl Scaler {
 
     /// One polynomial over Q∪P (limb-major, coefficient form, Q limbs first) to Q.
     pub fn apply(&self, qp_coeffs: &[u64], q_out: &mut [u64], n: usize) {
+        self.apply_range(qp_coeffs, q_out, n, 0..n);
+    }
+
+    /// Coefficients `range` of one polynomial over Q∪P; writes `q_out[limb · len + c −
+    /// start]` for each Q limb, so that blocks of one polynomial can run in parallel.
+    pub fn apply_range(
+        &self,
+        qp_coeffs: &[u64],
+        q_out: &mut [u64],
+        n: usize,
+        range: std::ops::Range<usize>,
+    ) {
         let l = self.q.limbs();
         let k = self.p.limbs();
+        let len = range.len();
         debug_assert_eq!(qp_coeffs.len(), (l + k) * n);
-        debug_assert_eq!(q_out.len(), l * n);
+        debug_assert_eq!(q_out.len(), l * len);
         let mut x = [0u64; MAX_LIMBS];
         let mut dq = [0u64; MAX_LIMBS];
         let mut kp = [0u64; MAX_LIMBS];
         let mut dp = [0u64; MAX_LIMBS];
-        for c in 0..n {
+        for c in range.clone() {
             for i in 0..l {
                 x[i] = qp_coeffs[i * n + c];
             }
@@ -354,7 +382,7 @@ impl Scaler {
             for i in 0..l {
                 let m = &self.q.moduli()[i];
                 let k_mod = self.p.eval(&dp, i, negative);
-                q_out[i * n + c] = m.add(self.t_q[i].mul(k_mod, m), m.reduce(e));
+                q_out[i * len + c - range.start] = m.add(self.t_q[i].mul(k_mod, m), m.reduce(e));
             }
         }
     }

@@ -376,6 +376,23 @@ impl Backend for CudaBackend {
         self.inner.whole(basis, data, false)
     }
 
+    fn copy_bandwidth(&self, bytes: usize) -> Result<f64, KernelError> {
+        let inner = &self.inner;
+        let _guard = inner.lock.lock().unwrap_or_else(|p| p.into_inner());
+        let words = (bytes / 8).max(1);
+        let src = inner.zeros(words)?;
+        let mut dst = inner.zeros(words)?;
+        let mut best = f64::INFINITY;
+        for _ in 0..5 {
+            inner.stream.synchronize().map_err(device)?;
+            let start = std::time::Instant::now();
+            inner.stream.memcpy_dtod(&src, &mut dst).map_err(device)?;
+            inner.stream.synchronize().map_err(device)?;
+            best = best.min(start.elapsed().as_secs_f64());
+        }
+        Ok(2.0 * (words * 8) as f64 / best)
+    }
+
     fn store_gallery(
         &self,
         plan: &Arc<FusedPlan>,

@@ -43,18 +43,29 @@ pub struct FusedPlan {
     weight_consts: Vec<Vec<Constant>>,
 }
 
-/// Bits of each extension prime: the largest NTT-friendly size, below 2⁶² so lazy values fit.
-pub const EXTENSION_PRIME_BITS: u32 = 62;
+/// Bits of each extension prime. 60 rather than 62 so that the accumulation can keep the
+/// weighted factor lazily reduced (below 2p): 16 products below 2p² < 2¹²¹ still fit a u128
+/// with room to spare, and Q's primes (≤ 60 bits in every preset) obey the same bound.
+pub const EXTENSION_PRIME_BITS: u32 = 60;
 
 impl FusedPlan {
     /// A plan for ring degree n, ciphertext primes `q` (level 0 of the parameter set),
-    /// plaintext modulus t and the signed integer weights. P is the smallest set of 62-bit
-    /// primes (distinct from Q) that makes the accumulation exact for these weights.
+    /// plaintext modulus t and the signed integer weights. P is the smallest set of
+    /// primes of [`EXTENSION_PRIME_BITS`] bits (distinct from Q) that makes the accumulation exact for these weights.
     pub fn new(n: usize, q: &[u64], t: u64, weights: &[i64]) -> Result<Self, KernelError> {
         if n < 64 || !n.is_power_of_two() {
             return Err(KernelError::Shape(format!(
                 "the fused kernel works on degrees ≥ 64 that are powers of two, not {n}"
             )));
+        }
+        if let Some(&big) = q.iter().find(|&&p| p >= 1 << EXTENSION_PRIME_BITS) {
+            return Err(KernelError::Modulus {
+                p: big,
+                n,
+                why: format!(
+                    "the fused kernel takes ciphertext primes of at most {EXTENSION_PRIME_BITS} bits"
+                ),
+            });
         }
         if weights.is_empty() {
             return Err(KernelError::Shape(
@@ -64,11 +75,13 @@ impl FusedPlan {
         let log2_q: f64 = q.iter().map(|&p| (p as f64).log2()).sum();
         let max_weight = weights.iter().map(|w| w.unsigned_abs()).max().unwrap_or(1);
         let needed = extension_bits(log2_q, n, weights.len(), max_weight);
-        // Each 62-bit prime exceeds 2^61.
+        // Each prime of EXTENSION_PRIME_BITS bits exceeds 2^(bits − 1).
         let count = (needed / (EXTENSION_PRIME_BITS - 1) as f64).ceil() as usize;
         let p_primes =
             crate::arith::ntt_primes(EXTENSION_PRIME_BITS, n, count, q).ok_or_else(|| {
-                KernelError::Shape(format!("not enough 62-bit NTT primes for degree {n}"))
+                KernelError::Shape(format!(
+                    "not enough NTT primes of the extension size for degree {n}"
+                ))
             })?;
         let all: Vec<u64> = q.iter().chain(&p_primes).copied().collect();
         let qp = RnsBasis::new(n, &all)?;
@@ -220,13 +233,14 @@ impl FusedPlan {
                         for c in 0..BLOCK {
                             let a = m.sub(q0[c], g0[c]);
                             let b = m.sub(q1[c], g1[c]);
-                            let aw = w.mul(a, m);
-                            let bw = w.mul(b, m);
+                            // Lazy: below 2p, so each product is below 2p² ≤ 2^121.
+                            let aw = m.mul_shoup_lazy(a, w.value, w.shoup);
+                            let bw = m.mul_shoup_lazy(b, w.value, w.shoup);
                             acc[0][c] += aw as u128 * a as u128;
                             acc[1][c] += aw as u128 * b as u128;
                             acc[2][c] += bw as u128 * b as u128;
                         }
-                        // Products are below p² < 2^124, so 16 of them fit in a u128.
+                        // 16 products below 2^121 (2^125 together) fit in a u128.
                         if j % 16 == 15 {
                             for row in acc.iter_mut() {
                                 for v in row.iter_mut() {
@@ -259,10 +273,32 @@ impl FusedPlan {
     pub fn finish(&self, mut acc: Vec<u64>) -> Vec<u64> {
         let n = self.degree();
         self.qp.inverse(&mut acc).expect("3 polynomials over Q∪P");
+        // Blocks of coefficients rather than whole polynomials, so that 3 polynomials keep
+        // any number of cores busy.
+        const BLOCK: usize = 1024;
+        let lq = self.q.limbs();
+        let blocks = n.div_ceil(BLOCK);
+        let scaled: Vec<Vec<u64>> = (0..3 * blocks)
+            .into_par_iter()
+            .map(|task| {
+                let (poly, block) = (task / blocks, task % blocks);
+                let range = block * BLOCK..((block + 1) * BLOCK).min(n);
+                let src = &acc[poly * self.qp.poly_len()..(poly + 1) * self.qp.poly_len()];
+                let mut dst = vec![0u64; lq * range.len()];
+                self.scaler.apply_range(src, &mut dst, n, range);
+                dst
+            })
+            .collect();
         let mut out = vec![0u64; self.result_len()];
-        out.par_chunks_exact_mut(self.q.poly_len())
-            .zip(acc.par_chunks_exact(self.qp.poly_len()))
-            .for_each(|(dst, src)| self.scaler.apply(src, dst, n));
+        for (task, dst) in scaled.iter().enumerate() {
+            let (poly, block) = (task / blocks, task % blocks);
+            let start = block * BLOCK;
+            let len = dst.len() / lq;
+            for limb in 0..lq {
+                let at = poly * self.q.poly_len() + limb * n + start;
+                out[at..at + len].copy_from_slice(&dst[limb * len..(limb + 1) * len]);
+            }
+        }
         self.q.forward(&mut out).expect("3 polynomials over Q");
         out
     }

@@ -19,16 +19,18 @@ pub struct FusedColumnar {
     ctx: Arc<Context>,
 }
 
-/// A shard held by the backend, with the group number of each stored group.
+/// A shard held by the backend. The main server splits the gallery by ciphertext, so a
+/// cluster may hold only some features of a group (then it returns that group's partial
+/// sum, as the per-operation engine does): groups are stored by which features they hold,
+/// each set with a plan whose weights are zero for the features it lacks.
 pub struct StoredShard {
-    gallery: Box<dyn StoredGallery>,
-    groups: Vec<usize>,
+    parts: Vec<(Box<dyn StoredGallery>, Vec<usize>)>,
 }
 
 impl StoredShard {
     /// Bytes the backend holds for the extended shard.
     pub fn bytes(&self) -> usize {
-        self.gallery.bytes()
+        self.parts.iter().map(|(g, _)| g.bytes()).sum()
     }
 }
 
@@ -56,40 +58,64 @@ impl FusedColumnar {
         self.plan.features()
     }
 
-    /// Hands the shard to the backend, grouped: every group must hold one ciphertext per
-    /// feature.
+    /// Hands the shard to the backend, grouped by group and by the features present.
     pub fn store(&self, units: &[(UnitId, Ciphertext)]) -> Result<StoredShard> {
+        let features = self.features();
         let mut by_group: BTreeMap<usize, Vec<Option<&Ciphertext>>> = BTreeMap::new();
         for (id, ct) in units {
             let slots = by_group
                 .entry(id.group)
-                .or_insert_with(|| vec![None; self.features()]);
+                .or_insert_with(|| vec![None; features]);
             let slot = slots.get_mut(id.feature).ok_or_else(|| {
                 ProtocolError::Layout(format!(
-                    "gallery ciphertext for feature {}, but the model has {} features",
-                    id.feature,
-                    self.features()
+                    "gallery ciphertext for feature {}, but the model has {features} features",
+                    id.feature
                 ))
             })?;
             *slot = Some(ct);
         }
-        let mut groups = Vec::with_capacity(by_group.len());
-        let mut data = Vec::with_capacity(by_group.len());
+        type Part<'a> = (Vec<usize>, Vec<Vec<u64>>);
+        let mut by_mask: BTreeMap<Vec<bool>, Part<'_>> = BTreeMap::new();
+        let zero = vec![0u64; 2 * self.plan.q().poly_len()];
         for (group, slots) in by_group {
-            let cts = slots
-                .into_iter()
-                .enumerate()
-                .map(|(j, ct)| {
-                    ct.ok_or_else(|| {
-                        ProtocolError::Layout(format!("gallery group {group} lacks feature {j}"))
-                    })
-                })
-                .collect::<Result<Vec<_>>>()?;
-            data.push(self.words(&cts, &format!("gallery group {group}"))?);
-            groups.push(group);
+            let mask: Vec<bool> = slots.iter().map(Option::is_some).collect();
+            let mut words = Vec::with_capacity(self.plan.unextended_len());
+            for (j, ct) in slots.into_iter().enumerate() {
+                match ct {
+                    Some(ct) => words
+                        .extend(self.words(&[ct], &format!("gallery group {group}, feature {j}"))?),
+                    None => words.extend_from_slice(&zero),
+                }
+            }
+            let part = by_mask.entry(mask).or_default();
+            part.0.push(group);
+            part.1.push(words);
         }
-        let gallery = self.backend.store_gallery(&self.plan, data)?;
-        Ok(StoredShard { gallery, groups })
+        let parts = by_mask
+            .into_iter()
+            .map(|(mask, (groups, data))| {
+                let plan = if mask.iter().all(|&m| m) {
+                    self.plan.clone()
+                } else {
+                    let weights: Vec<i64> = self
+                        .plan
+                        .weights()
+                        .iter()
+                        .zip(&mask)
+                        .map(|(&w, &present)| if present { w } else { 0 })
+                        .collect();
+                    let par = &self.par;
+                    Arc::new(FusedPlan::new(
+                        par.degree(),
+                        par.moduli(),
+                        par.plaintext(),
+                        &weights,
+                    )?)
+                };
+                Ok((self.backend.store_gallery(&plan, data)?, groups))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(StoredShard { parts })
     }
 
     /// One result ciphertext (3 components) per stored group.
@@ -100,14 +126,12 @@ impl FusedColumnar {
     ) -> Result<Vec<(usize, Ciphertext)>> {
         let cts: Vec<&Ciphertext> = query.iter().map(|(_, ct)| ct).collect();
         let words = self.words(&cts, "query")?;
-        let results = shard.gallery.evaluate(&words)?;
         let n = self.plan.degree();
         let limbs = self.plan.q().limbs();
-        shard
-            .groups
-            .iter()
-            .zip(results)
-            .map(|(&group, words)| {
+        let mut out = Vec::new();
+        for (gallery, groups) in &shard.parts {
+            let results = gallery.evaluate(&words)?;
+            for (&group, words) in groups.iter().zip(results) {
                 let polys = words
                     .chunks_exact(limbs * n)
                     .map(|poly| {
@@ -115,9 +139,11 @@ impl FusedColumnar {
                             .map_err(|e| ProtocolError::Fhe(fhe::Error::MathError(e)))
                     })
                     .collect::<Result<Vec<_>>>()?;
-                Ok((group, Ciphertext::new(polys, &self.par)?))
-            })
-            .collect()
+                out.push((group, Ciphertext::new(polys, &self.par)?));
+            }
+        }
+        out.sort_by_key(|(g, _)| *g);
+        Ok(out)
     }
 
     /// The limbs of two-component, level-0 ciphertexts in NTT form, one after the other.

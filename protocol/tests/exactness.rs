@@ -181,3 +181,80 @@ fn plaintext_schemes_agree_with_their_definitions() {
         }
     }
 }
+
+/// The fused columnar engine (kernels crate) must decrypt to the plaintext integer scores
+/// around the 8192-user group boundary and for a 13-group gallery.
+fn check_fused(engine: ColumnarEngine) -> Option<()> {
+    let reference = dataset(8192, 21);
+    let model = quantized_model(&reference);
+    let client = Arc::new(
+        Client::new(
+            ParamSpec::preset("col-8192").unwrap().build().unwrap(),
+            Layout::Columnar,
+            model.clone(),
+        )
+        .unwrap(),
+    );
+    let mut extreme_seen = false;
+    for (users, clusters) in [(1, 1), (8191, 1), (8192, 3), (8193, 2), (100_000, 3)] {
+        let mut matcher =
+            EncryptedMatcher::with_engine(client.clone(), clusters, true, engine).unwrap();
+        if let Some(why) = &matcher.engine().fallback {
+            eprintln!("skipped: {why}");
+            return None;
+        }
+        let set = dataset(users, 300 + users as u64);
+        let report = matcher.enrol(&set.gallery).unwrap();
+        assert_eq!(report.engine, engine.name());
+        for probe in &set.probes {
+            let outcome = matcher.identify(&probe.template).unwrap();
+            let expected = plaintext_scores(&model, &set.gallery, &probe.template);
+            let got = outcome.scores.integers().expect("integer scores");
+            let mismatches = got.iter().zip(&expected).filter(|(a, b)| a != b).count();
+            assert_eq!(
+                mismatches, 0,
+                "{engine} users={users}: {mismatches} scores differ"
+            );
+            assert_eq!(
+                outcome.decision,
+                Decision::from_integers(&expected, model.threshold_score)
+            );
+            assert!(outcome.noise_budget_bits.unwrap() > 0.0);
+            extreme_seen |= expected
+                .iter()
+                .any(|s| s.unsigned_abs() == model.score_bound());
+        }
+    }
+    assert!(extreme_seen, "the extreme pair must reach the score bound");
+    Some(())
+}
+
+#[test]
+fn fused_cpu_columnar_scores_are_exact_across_group_boundaries() {
+    assert!(
+        check_fused(ColumnarEngine::Cpu).is_some(),
+        "the CPU engine never falls back"
+    );
+}
+
+#[test]
+fn fused_cuda_columnar_scores_are_exact_when_a_gpu_is_present() {
+    let _ = check_fused(ColumnarEngine::Cuda);
+}
+
+#[test]
+fn a_cuda_request_without_a_gpu_falls_back_to_the_cpu_and_says_so() {
+    let engine = ColumnarEngine::Cuda.resolve();
+    match &engine.fallback {
+        Some(why) => {
+            assert_eq!(engine.running(), "cpu");
+            assert!(why.contains("CPU backend"), "{why}");
+        }
+        None => {
+            eprintln!("skipped: a CUDA device is present");
+            assert_eq!(engine.running(), "cuda");
+        }
+    }
+    assert_eq!(ColumnarEngine::Fhe.resolve().running(), "fhe");
+    assert!("gpu".parse::<ColumnarEngine>().is_err());
+}
