@@ -55,6 +55,11 @@ impl Table {
         self.rows.push(cells);
     }
 
+    /// Header and rows, for other renderings (LaTeX).
+    pub fn cells(&self) -> (&[String], &[Vec<String>]) {
+        (&self.header, &self.rows)
+    }
+
     /// Renders as a Markdown-compatible table.
     pub fn render(&self) -> String {
         let columns = self.header.len();

@@ -6,6 +6,8 @@ use clap::{Parser, Subcommand};
 mod data_cmd;
 mod format;
 mod gpu_bench_cmd;
+mod harness;
+mod harness_cmd;
 mod match_cmd;
 mod params_cmd;
 mod train_cmd;
@@ -20,6 +22,15 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run an experiment config: expand its sweep, run every point (resumable), write
+    /// rows.csv / rows.parquet, summary.md, figures and manifest.json under results/.
+    Run(harness_cmd::RunArgs),
+    /// Re-render a run directory's tables and figures from its rows.
+    Report(harness_cmd::ReportArgs),
+    /// Two runs side by side with ratios.
+    Compare(harness_cmd::CompareArgs),
+    /// Check a run against a committed baseline; non-zero exit on a regression.
+    Regress(harness_cmd::RegressArgs),
     /// Run encrypted 1:N matching on seeded synthetic templates and print stage timings,
     /// sizes, the noise budget left and whether every decrypted score is exact.
     Match(match_cmd::MatchArgs),
@@ -46,6 +57,10 @@ enum Command {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Run(args) => harness_cmd::run(&args),
+        Command::Report(args) => harness_cmd::report(&args),
+        Command::Compare(args) => harness_cmd::compare(&args),
+        Command::Regress(args) => harness_cmd::regress(&args),
         Command::Match(args) => match_cmd::run(&args),
         Command::GpuBench(args) => gpu_bench_cmd::run(&args),
         Command::Params => params_cmd::run(),

@@ -145,14 +145,14 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
 /// Verification metrics at one threshold plus threshold-free ones.
 #[derive(Clone, Debug, Serialize)]
 pub struct Verification {
-    accuracy: f64,
-    precision: f64,
-    recall: f64,
-    f1: f64,
-    roc_auc: f64,
-    eer: f64,
-    fnmr_at_fmr_1pct: f64,
-    fnmr_at_fmr_01pct: f64,
+    pub accuracy: f64,
+    pub precision: f64,
+    pub recall: f64,
+    pub f1: f64,
+    pub roc_auc: f64,
+    pub eer: f64,
+    pub fnmr_at_fmr_1pct: f64,
+    pub fnmr_at_fmr_01pct: f64,
 }
 
 fn verification(genuine: &[f64], impostor: &[f64], threshold: f64) -> Verification {
@@ -202,15 +202,49 @@ struct EvalReport {
     seconds: f64,
 }
 
-fn evaluate(model_dir: &Path, data: &Path, split_seed: u64, seed: u64, bits: u32) -> Result<()> {
-    let start = Instant::now();
+/// Genuine and impostor scores of the test protocol, float and quantized, with the
+/// metrics they give: what `touchstone eval` prints and the harness records.
+pub struct Accuracy {
+    pub test_images: usize,
+    pub float: Verification,
+    pub quantized: Verification,
+    pub rank1_float: f64,
+    pub rank5_float: f64,
+    pub rank1_quantized: f64,
+    pub rank5_quantized: f64,
+    pub scores: PairScores,
+}
+
+/// Scores of the verification pairs (for ROC and DET curves).
+#[derive(Clone, Debug, Default, Serialize, serde::Deserialize)]
+pub struct PairScores {
+    pub genuine_float: Vec<f64>,
+    pub impostor_float: Vec<f64>,
+    pub genuine_quantized: Vec<f64>,
+    pub impostor_quantized: Vec<f64>,
+}
+
+/// Evaluates `model_dir` on the test split of `data`; `pipeline` overrides the model's
+/// own preprocessing with a preset.
+pub fn accuracy(
+    model_dir: &Path,
+    data: &Path,
+    split_seed: u64,
+    seed: u64,
+    bits: u32,
+    pipeline: Option<&str>,
+) -> Result<Accuracy> {
     let device = Default::default();
     let (model, exported): (_, ExportedModel) =
         train::export::load::<CpuBackend>(model_dir, &device)?;
     let dataset = loaders::load(data)?;
     let split = train::split_for(&dataset, split_seed)?;
     let size = exported.model.input_size;
-    let test = ImageSet::prepare(&dataset, &split.test, &exported.pipeline, size, &|| {})?;
+    let pipeline = match pipeline {
+        Some(name) => datasets::preprocess::Pipeline::preset(name, size)?,
+        None => exported.pipeline.clone(),
+    };
+    let test = ImageSet::prepare(&dataset, &split.test, &pipeline, size, &|| {})?;
     let index_of: std::collections::HashMap<usize, usize> = test
         .samples
         .iter()
@@ -294,20 +328,46 @@ fn evaluate(model_dir: &Path, data: &Path, split_seed: u64, seed: u64, bits: u32
     let (r1f, r5f) = ranks(&float_scores, &mates);
     let (r1q, r5q) = ranks(&quant_scores, &mates);
 
+    Ok(Accuracy {
+        test_images: test.len(),
+        float,
+        quantized: quant,
+        rank1_float: r1f,
+        rank5_float: r5f,
+        rank1_quantized: r1q,
+        rank5_quantized: r5q,
+        scores: PairScores {
+            genuine_float: gf,
+            impostor_float: imf,
+            genuine_quantized: gq,
+            impostor_quantized: imq,
+        },
+    })
+}
+
+fn evaluate(model_dir: &Path, data: &Path, split_seed: u64, seed: u64, bits: u32) -> Result<()> {
+    let start = Instant::now();
+    let a = accuracy(model_dir, data, split_seed, seed, bits, None)?;
+    let (r1f, r5f, r1q, r5q) = (
+        a.rank1_float,
+        a.rank5_float,
+        a.rank1_quantized,
+        a.rank5_quantized,
+    );
     let report = EvalReport {
         model: model_dir.display().to_string(),
         data: data.display().to_string(),
-        test_images: test.len(),
-        genuine_pairs: gf.len(),
-        impostor_pairs: imf.len(),
-        float,
-        quantized: quant,
+        test_images: a.test_images,
+        genuine_pairs: a.scores.genuine_float.len(),
+        impostor_pairs: a.scores.impostor_float.len(),
+        float: a.float,
+        quantized: a.quantized,
         template_bits: bits,
         rank1_float: r1f,
         rank5_float: r5f,
         rank1_quantized: r1q,
         rank5_quantized: r5q,
-        gallery: test.len(),
+        gallery: a.test_images,
         seconds: start.elapsed().as_secs_f64(),
     };
     let pct = |v: f64| format!("{:.2}%", 100.0 * v);

@@ -1,0 +1,429 @@
+//! Experiment configs: one YAML file names the data, the model, the matching set-up and
+//! the outputs; any field marked as an axis may be a list, and the lists expand into the
+//! runs of a sweep (cartesian product, or zipped for the axes named under `zip`).
+//!
+//! Errors name the file, the line and column, and the field path.
+
+use anyhow::{anyhow, bail, Result};
+use datasets::synth::SynthConfig;
+use protocol::{ColumnarEngine, SchemeKind};
+use serde::de::{DeserializeOwned, Deserializer};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// A value or a non-empty list of values to sweep over.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(transparent)]
+pub struct Axis<T>(pub Vec<T>);
+
+impl<T> Axis<T> {
+    /// A single value.
+    pub fn one(value: T) -> Self {
+        Self(vec![value])
+    }
+}
+
+impl<'de, T: DeserializeOwned> Deserialize<'de> for Axis<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        use serde::de::Error;
+        let value = serde_yaml::Value::deserialize(d)?;
+        let values = match value {
+            serde_yaml::Value::Sequence(items) => {
+                if items.is_empty() {
+                    return Err(D::Error::custom(
+                        "empty sweep: an axis needs at least one value",
+                    ));
+                }
+                items
+                    .into_iter()
+                    .map(serde_yaml::from_value)
+                    .collect::<std::result::Result<Vec<T>, _>>()
+                    .map_err(D::Error::custom)?
+            }
+            single => vec![serde_yaml::from_value(single).map_err(D::Error::custom)?],
+        };
+        Ok(Self(values))
+    }
+}
+
+/// The whole experiment.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExperimentConfig {
+    /// Name: results go to `<outputs.dir>/<name>/<timestamp>/`.
+    pub name: String,
+    /// What the experiment shows (copied to the summary).
+    #[serde(default)]
+    pub description: String,
+    /// Seeds of the synthetic templates and probes (axis).
+    #[serde(default = "default_seed")]
+    pub seed: Axis<u64>,
+    /// Timed repetitions of every probe (medians and spread are over these).
+    #[serde(default = "default_repetitions")]
+    pub repetitions: usize,
+    /// Axes that advance together instead of forming a product (equal lengths).
+    #[serde(default)]
+    pub zip: Vec<String>,
+    /// Where fingerprints come from; absent: latency only, on synthetic templates.
+    #[serde(default)]
+    pub data: Option<DataConfig>,
+    /// The feature model (with `data`).
+    #[serde(default)]
+    pub model: Option<ModelConfig>,
+    /// Encrypted matching.
+    pub matching: MatchingConfig,
+    /// What to write.
+    #[serde(default)]
+    pub outputs: OutputConfig,
+}
+
+fn default_seed() -> Axis<u64> {
+    Axis::one(1)
+}
+
+fn default_repetitions() -> usize {
+    3
+}
+
+/// A fingerprint dataset: generated, or a folder in the SOCOFing or PolyU layout.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    /// Generate this synthetic set (cached under `<outputs.dir>/cache/`).
+    #[serde(default)]
+    pub synthetic: Option<SynthConfig>,
+    /// Or read this folder.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// Seed of the protocol's train / validation / test split.
+    #[serde(default = "default_split_seed")]
+    pub split_seed: u64,
+    /// Preprocessing pipelines (axis): `model` (the model's own) or a preset name.
+    #[serde(default = "default_preprocessing")]
+    pub preprocessing: Axis<String>,
+}
+
+fn default_split_seed() -> u64 {
+    42
+}
+
+fn default_preprocessing() -> Axis<String> {
+    Axis::one("model".into())
+}
+
+/// A trained model folder, or a training config to run first.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// A model folder written by `touchstone train`.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// Or a training config to train from (once per run directory).
+    #[serde(default)]
+    pub train: Option<PathBuf>,
+}
+
+/// The matching set-up; every field is an axis.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatchingConfig {
+    /// plain, quantized, blindtouch, columnar.
+    pub scheme: Axis<SchemeKind>,
+    /// columnar engine: fhe, cpu, cuda.
+    #[serde(default = "default_engine")]
+    pub engine: Axis<ColumnarEngine>,
+    /// Parameter preset, or `default` for the scheme's own.
+    #[serde(default = "default_params")]
+    pub params: Axis<String>,
+    /// blindtouch: encrypt weights and mask as the paper did.
+    #[serde(default = "default_false")]
+    pub encrypted_weights: Axis<bool>,
+    /// Template and weight quantization bits.
+    #[serde(default = "default_bits")]
+    pub bits: Axis<u32>,
+    /// Enrolled users.
+    pub users: Axis<usize>,
+    /// Cluster servers.
+    #[serde(default = "default_clusters")]
+    pub clusters: Axis<usize>,
+    /// Probes per repetition.
+    #[serde(default = "default_probes")]
+    pub probes: Axis<usize>,
+}
+
+fn default_engine() -> Axis<ColumnarEngine> {
+    Axis::one(ColumnarEngine::Cpu)
+}
+fn default_params() -> Axis<String> {
+    Axis::one("default".into())
+}
+fn default_false() -> Axis<bool> {
+    Axis::one(false)
+}
+fn default_bits() -> Axis<u32> {
+    Axis::one(8)
+}
+fn default_clusters() -> Axis<usize> {
+    Axis::one(1)
+}
+fn default_probes() -> Axis<usize> {
+    Axis::one(2)
+}
+
+/// Output options.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputConfig {
+    /// Root of the results tree.
+    #[serde(default = "default_dir")]
+    pub dir: PathBuf,
+    /// Also write summary.tex with LaTeX tables.
+    #[serde(default)]
+    pub latex: bool,
+    /// Also write SVG figures.
+    #[serde(default)]
+    pub svg: bool,
+}
+
+fn default_dir() -> PathBuf {
+    PathBuf::from("results")
+}
+
+impl Default for OutputConfig {
+    fn default() -> Self {
+        Self {
+            dir: default_dir(),
+            latex: false,
+            svg: false,
+        }
+    }
+}
+
+/// The names of the axes, as `zip` refers to them.
+pub const AXES: [&str; 10] = [
+    "seed",
+    "preprocessing",
+    "scheme",
+    "engine",
+    "params",
+    "encrypted_weights",
+    "bits",
+    "users",
+    "clusters",
+    "probes",
+];
+
+/// Parses `text` (read from `path`) and checks what serde cannot: the data and model
+/// choices, paths that must exist, zipped axes. Errors carry `path:line:column`.
+pub fn parse(text: &str, path: &Path) -> Result<ExperimentConfig> {
+    let de = serde_yaml::Deserializer::from_str(text);
+    let config: ExperimentConfig = serde_path_to_error::deserialize(de).map_err(|e| {
+        let field = e.path().to_string();
+        let inner = e.into_inner();
+        // Axis values are read through an intermediate value, which loses their position:
+        // then the key's own line (found from the field path) is the better location.
+        let serde_at = inner.location().map(|l| (l.line(), l.column()));
+        let key_at = line_of_path(text, &field);
+        let at = match (serde_at, key_at) {
+            (Some(s), Some(k)) if k.0 > s.0 => Some(k),
+            (Some(s), _) => Some(s),
+            (None, k) => k,
+        }
+        .map(|(l, c)| format!(":{l}:{c}"))
+        .unwrap_or_default();
+        let message = inner.to_string();
+        // serde_yaml appends " at line L column C" and may prefix the parent's path.
+        let mut message = message
+            .split(" at line ")
+            .next()
+            .unwrap_or(&message)
+            .to_string();
+        if let Some((parent, _)) = field.rsplit_once('.') {
+            if let Some(rest) = message.strip_prefix(&format!("{parent}: ")) {
+                message = rest.to_string();
+            }
+        }
+        anyhow!("{}{at}: field `{field}`: {message}", path.display())
+    })?;
+    let at = |key: &str| format!("{}:{}", path.display(), line_of(text, key));
+    if config.repetitions == 0 {
+        bail!(
+            "{}: field `repetitions`: must be at least 1",
+            at("repetitions")
+        );
+    }
+    for name in &config.zip {
+        if !AXES.contains(&name.as_str()) {
+            bail!(
+                "{}: field `zip`: unknown axis `{name}`; axes: {}",
+                at("zip"),
+                AXES.join(", ")
+            );
+        }
+    }
+    let base = path.parent().unwrap_or(Path::new("."));
+    if let Some(data) = &config.data {
+        match (&data.synthetic, &data.path) {
+            (Some(_), Some(_)) => bail!(
+                "{}: field `data`: give `synthetic` or `path`, not both",
+                at("data")
+            ),
+            (None, None) => bail!("{}: field `data`: give `synthetic` or `path`", at("data")),
+            (None, Some(p)) => {
+                let resolved = resolve(base, p);
+                if !resolved.is_dir() {
+                    bail!(
+                        "{}: field `data.path`: dataset folder {} does not exist — see datasets/README.md for where to put SOCOFing or PolyU, or use `synthetic:`",
+                        at("path"),
+                        resolved.display()
+                    );
+                }
+            }
+            (Some(_), None) => {}
+        }
+        let model = config
+            .model
+            .as_ref()
+            .ok_or_else(|| anyhow!("{}: field `model`: `data` needs a model", at("data")))?;
+        match (&model.path, &model.train) {
+            (Some(p), None) => {
+                let resolved = resolve(base, p);
+                if !resolved.join("head.json").is_file() {
+                    bail!(
+                        "{}: field `model.path`: no model at {} (no head.json)",
+                        at("model"),
+                        resolved.display()
+                    );
+                }
+            }
+            (None, Some(p)) => {
+                if !resolve(base, p).is_file() {
+                    bail!(
+                        "{}: field `model.train`: no training config {}",
+                        at("train"),
+                        p.display()
+                    );
+                }
+            }
+            _ => bail!("{}: field `model`: give `path` or `train`", at("model")),
+        }
+    } else if config.model.is_some() {
+        bail!(
+            "{}: field `model`: a model needs `data` to evaluate on",
+            at("model")
+        );
+    }
+    Ok(config)
+}
+
+/// Reads and parses a config file.
+pub fn read(path: &Path) -> Result<(ExperimentConfig, String)> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow!("reading experiment config {}: {e}", path.display()))?;
+    Ok((parse(&text, path)?, text))
+}
+
+/// Paths in a config are relative to the working directory (the repository root in every
+/// documented command), like the training configs'.
+pub fn resolve(_base: &Path, p: &Path) -> PathBuf {
+    p.to_path_buf()
+}
+
+/// Line and column of the key a dotted field path (`matching.users[1]`) names: each
+/// segment is searched for below the previous one's line.
+fn line_of_path(text: &str, field: &str) -> Option<(usize, usize)> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut from = 0;
+    let mut found = None;
+    for segment in field.split('.') {
+        let key = segment.split('[').next().unwrap_or(segment);
+        if key.is_empty() || key == "?" {
+            continue;
+        }
+        let i =
+            (from..lines.len()).find(|&i| lines[i].trim_start().starts_with(&format!("{key}:")))?;
+        let column = lines[i].len() - lines[i].trim_start().len() + 1;
+        found = Some((i + 1, column));
+        from = i + 1;
+    }
+    found
+}
+
+/// 1-based line of the first `key:` in the text (1 when absent), for errors about values
+/// serde accepted.
+fn line_of(text: &str, key: &str) -> usize {
+    text.lines()
+        .position(|l| l.trim_start().starts_with(&format!("{key}:")))
+        .map_or(1, |i| i + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "name: t\nmatching:\n  scheme: [plain, quantized]\n  users: [10, 20]\n";
+
+    fn error(text: &str) -> String {
+        format!("{:#}", parse(text, Path::new("exp.yaml")).unwrap_err())
+    }
+
+    #[test]
+    fn a_good_config_parses_with_defaults() {
+        let c = parse(GOOD, Path::new("exp.yaml")).unwrap();
+        assert_eq!(c.matching.users.0, vec![10, 20]);
+        assert_eq!(c.matching.clusters.0, vec![1]);
+        assert_eq!(c.repetitions, 3);
+        assert!(c.data.is_none());
+    }
+
+    #[test]
+    fn unknown_keys_name_file_line_and_field() {
+        let e = error("name: t\nmatching:\n  scheme: plain\n  users: 10\n  user: 5\n");
+        assert!(e.starts_with("exp.yaml:5:"), "{e}");
+        assert!(e.contains("unknown field `user`"), "{e}");
+        assert!(e.contains("matching"), "{e}");
+    }
+
+    #[test]
+    fn wrong_types_name_file_line_and_field() {
+        let e = error("name: t\nmatching:\n  scheme: plain\n  users: [10, many]\n");
+        assert!(e.starts_with("exp.yaml:4:"), "{e}");
+        assert!(e.contains("matching.users"), "{e}");
+        let e = error("name: t\nmatching:\n  scheme: rot13\n  users: 10\n");
+        assert!(e.contains("matching.scheme") && e.contains("rot13"), "{e}");
+        let e = error("name: t\nrepetitions: lots\nmatching:\n  scheme: plain\n  users: 1\n");
+        assert!(
+            e.starts_with("exp.yaml:2:") && e.contains("repetitions"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn empty_sweeps_are_refused() {
+        let e = error("name: t\nmatching:\n  scheme: plain\n  users: []\n");
+        assert!(
+            e.contains("matching.users") && e.contains("empty sweep"),
+            "{e}"
+        );
+        assert!(e.starts_with("exp.yaml:4:"), "{e}");
+    }
+
+    #[test]
+    fn a_missing_dataset_folder_is_named() {
+        let text = "name: t\ndata:\n  path: /no/such/socofing\nmodel:\n  path: models/socofing-small\nmatching:\n  scheme: plain\n  users: 1\n";
+        let e = error(text);
+        assert!(e.starts_with("exp.yaml:3"), "{e}");
+        assert!(
+            e.contains("data.path")
+                && e.contains("/no/such/socofing")
+                && e.contains("does not exist"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn zip_names_must_be_axes() {
+        let e = error("name: t\nzip: [users, colour]\nmatching:\n  scheme: plain\n  users: 1\n");
+        assert!(e.starts_with("exp.yaml:2") && e.contains("colour"), "{e}");
+    }
+}

@@ -1,0 +1,14 @@
+//! The experiment harness: YAML configs with sweeps ([`config`], [`sweep`]), the runner
+//! with resume ([`run`]), rows and their export ([`rows`]), summaries and figures
+//! ([`report`], [`figures`]), provenance ([`manifest`]) and the regression gate
+//! ([`regress`]).
+
+pub mod config;
+pub mod figures;
+pub mod machine;
+pub mod manifest;
+pub mod regress;
+pub mod report;
+pub mod rows;
+pub mod run;
+pub mod sweep;

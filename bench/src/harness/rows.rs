@@ -1,0 +1,246 @@
+//! One row per run: every axis, accuracy, per-stage timings (median and spread over the
+//! repetitions), bytes, noise budget and the machine. Rows are appended to rows.jsonl as
+//! they finish (the resume log) and exported to rows.csv and rows.parquet with polars.
+
+use super::sweep::Point;
+use anyhow::{Context, Result};
+use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::Path;
+
+/// Median and spread of one stage over all timed queries, in milliseconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Stat {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+impl Stat {
+    /// From samples in milliseconds.
+    pub fn of(mut samples: Vec<f64>) -> Self {
+        if samples.is_empty() {
+            return Self::default();
+        }
+        samples.sort_by(f64::total_cmp);
+        let n = samples.len();
+        let median = if n % 2 == 1 {
+            samples[n / 2]
+        } else {
+            (samples[n / 2 - 1] + samples[n / 2]) / 2.0
+        };
+        Self {
+            median,
+            min: samples[0],
+            max: samples[n - 1],
+        }
+    }
+}
+
+/// Stage names in pipeline order (the stage-breakdown figure stacks them in this order).
+pub const STAGES: [&str; 9] = [
+    "encrypt",
+    "upload",
+    "clusters_wall",
+    "gather",
+    "compress",
+    "download",
+    "decrypt",
+    "decide",
+    "total",
+];
+
+/// Accuracy metrics of one run (float for `plain`, quantized otherwise: the encrypted
+/// schemes' scores equal the quantized ones, checked by `exact`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AccuracyCols {
+    pub accuracy: f64,
+    pub precision: f64,
+    pub recall: f64,
+    pub f1: f64,
+    pub roc_auc: f64,
+    pub eer: f64,
+    pub fnmr_at_fmr_1pct: f64,
+    pub rank1: f64,
+    pub rank5: f64,
+    pub test_images: usize,
+}
+
+/// One finished run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Row {
+    pub key: String,
+    pub point: Point,
+    pub params_name: String,
+    pub engine_running: String,
+    pub accuracy: Option<AccuracyCols>,
+    /// Per stage (see [`STAGES`]), milliseconds.
+    pub stages: Vec<Stat>,
+    /// Slowest cluster's evaluation, milliseconds.
+    pub cluster_eval: Stat,
+    pub keygen_ms: f64,
+    pub enrol_ms: f64,
+    pub key_bytes: usize,
+    pub gallery_bytes: usize,
+    pub upload_bytes: usize,
+    pub download_bytes: usize,
+    pub result_ciphertexts: usize,
+    pub noise_budget_bits: Option<f64>,
+    pub exact: Option<bool>,
+    pub queries: usize,
+    pub machine: String,
+    pub wall_s: f64,
+}
+
+impl Row {
+    /// A stage's statistics by name.
+    pub fn stage(&self, name: &str) -> Stat {
+        STAGES
+            .iter()
+            .position(|s| *s == name)
+            .and_then(|i| self.stages.get(i).copied())
+            .unwrap_or_default()
+    }
+}
+
+/// Reads rows.jsonl. A last line cut short (the process was killed while writing it) is
+/// dropped and the file rewritten without it, so the run redoes that row exactly once.
+pub fn read_log(path: &Path) -> Result<Vec<Row>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let mut rows = Vec::new();
+    let mut clean = true;
+    let lines: Vec<&str> = text.lines().collect();
+    for (i, line) in lines.iter().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<Row>(line) {
+            Ok(row) => rows.push(row),
+            Err(_) if i + 1 == lines.len() => clean = false,
+            Err(e) => {
+                return Err(e).with_context(|| format!("{}:{}: corrupt row", path.display(), i + 1))
+            }
+        }
+    }
+    if !clean || (!text.is_empty() && !text.ends_with('\n')) {
+        let mut fixed = String::new();
+        for row in &rows {
+            fixed.push_str(&serde_json::to_string(row)?);
+            fixed.push('\n');
+        }
+        std::fs::write(path, fixed).with_context(|| format!("repairing {}", path.display()))?;
+    }
+    Ok(rows)
+}
+
+/// Appends one row and flushes it to disk before the next run starts.
+pub fn append(path: &Path, row: &Row) -> Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    let mut line = serde_json::to_string(row)?;
+    line.push('\n');
+    file.write_all(line.as_bytes())?;
+    file.sync_data()?;
+    Ok(())
+}
+
+/// The rows as a polars frame, one column per axis, metric and stage statistic.
+pub fn frame(rows: &[Row]) -> Result<DataFrame> {
+    let s = |f: &dyn Fn(&Row) -> String| rows.iter().map(f).collect::<Vec<_>>();
+    let u = |f: &dyn Fn(&Row) -> u64| rows.iter().map(f).collect::<Vec<_>>();
+    let x = |f: &dyn Fn(&Row) -> f64| rows.iter().map(f).collect::<Vec<_>>();
+    let ox = |f: &dyn Fn(&Row) -> Option<f64>| rows.iter().map(f).collect::<Vec<_>>();
+    let acc = |f: fn(&AccuracyCols) -> f64| {
+        rows.iter()
+            .map(move |r| r.accuracy.as_ref().map(f))
+            .collect::<Vec<_>>()
+    };
+    let mut columns: Vec<Column> = vec![
+        Column::new("seed".into(), u(&|r| r.point.seed)),
+        Column::new(
+            "preprocessing".into(),
+            s(&|r| r.point.preprocessing.clone()),
+        ),
+        Column::new("scheme".into(), s(&|r| r.point.scheme.to_string())),
+        Column::new("engine".into(), s(&|r| r.point.engine_label())),
+        Column::new("engine_running".into(), s(&|r| r.engine_running.clone())),
+        Column::new("params".into(), s(&|r| r.params_name.clone())),
+        Column::new(
+            "encrypted_weights".into(),
+            rows.iter()
+                .map(|r| r.point.encrypted_weights)
+                .collect::<Vec<_>>(),
+        ),
+        Column::new("bits".into(), u(&|r| r.point.bits as u64)),
+        Column::new("users".into(), u(&|r| r.point.users as u64)),
+        Column::new("clusters".into(), u(&|r| r.point.clusters as u64)),
+        Column::new("probes".into(), u(&|r| r.point.probes as u64)),
+        Column::new("accuracy".into(), acc(|a| a.accuracy)),
+        Column::new("precision".into(), acc(|a| a.precision)),
+        Column::new("recall".into(), acc(|a| a.recall)),
+        Column::new("f1".into(), acc(|a| a.f1)),
+        Column::new("roc_auc".into(), acc(|a| a.roc_auc)),
+        Column::new("eer".into(), acc(|a| a.eer)),
+        Column::new("fnmr_at_fmr_1pct".into(), acc(|a| a.fnmr_at_fmr_1pct)),
+        Column::new("rank1".into(), acc(|a| a.rank1)),
+        Column::new("rank5".into(), acc(|a| a.rank5)),
+    ];
+    for (i, stage) in STAGES.iter().enumerate() {
+        for (what, pick) in [("median", 0), ("min", 1), ("max", 2)] {
+            columns.push(Column::new(
+                format!("{stage}_ms_{what}").into(),
+                x(&|r| {
+                    let st = r.stages.get(i).copied().unwrap_or_default();
+                    [st.median, st.min, st.max][pick]
+                }),
+            ));
+        }
+    }
+    columns.extend([
+        Column::new(
+            "cluster_eval_ms_median".into(),
+            x(&|r| r.cluster_eval.median),
+        ),
+        Column::new("keygen_ms".into(), x(&|r| r.keygen_ms)),
+        Column::new("enrol_ms".into(), x(&|r| r.enrol_ms)),
+        Column::new("key_bytes".into(), u(&|r| r.key_bytes as u64)),
+        Column::new("gallery_bytes".into(), u(&|r| r.gallery_bytes as u64)),
+        Column::new("upload_bytes".into(), u(&|r| r.upload_bytes as u64)),
+        Column::new("download_bytes".into(), u(&|r| r.download_bytes as u64)),
+        Column::new(
+            "result_ciphertexts".into(),
+            u(&|r| r.result_ciphertexts as u64),
+        ),
+        Column::new("noise_budget_bits".into(), ox(&|r| r.noise_budget_bits)),
+        Column::new(
+            "exact".into(),
+            rows.iter().map(|r| r.exact).collect::<Vec<_>>(),
+        ),
+        Column::new("queries".into(), u(&|r| r.queries as u64)),
+        Column::new("machine".into(), s(&|r| r.machine.clone())),
+        Column::new("wall_s".into(), x(&|r| r.wall_s)),
+    ]);
+    Ok(DataFrame::new(rows.len(), columns)?)
+}
+
+/// Writes rows.csv and rows.parquet into `dir`.
+pub fn export(rows: &[Row], dir: &Path) -> Result<()> {
+    let mut df = frame(rows)?;
+    let csv = dir.join("rows.csv");
+    let mut file =
+        std::fs::File::create(&csv).with_context(|| format!("creating {}", csv.display()))?;
+    CsvWriter::new(&mut file).finish(&mut df)?;
+    let parquet = dir.join("rows.parquet");
+    let file = std::fs::File::create(&parquet)
+        .with_context(|| format!("creating {}", parquet.display()))?;
+    ParquetWriter::new(file).finish(&mut df)?;
+    Ok(())
+}
