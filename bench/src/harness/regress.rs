@@ -165,6 +165,10 @@ pub fn write_baseline(
         reference,
         tolerance,
     };
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
     std::fs::write(path, serde_yaml::to_string(&base)?)
         .with_context(|| format!("writing {}", path.display()))
 }

@@ -50,6 +50,8 @@ impl Point {
 }
 
 /// Every point of the sweep, in a fixed order (axes in `AXES` order, last varying fastest).
+// The index walks several axes of one zipped dimension in step.
+#[allow(clippy::needless_range_loop)]
 pub fn expand(config: &ExperimentConfig) -> Result<Vec<Point>> {
     let m = &config.matching;
     let prep = config
