@@ -91,9 +91,7 @@ impl Backend for CpuBackend {
         plan: &Arc<FusedPlan>,
         groups: Vec<Vec<u64>>,
     ) -> Result<Box<dyn StoredGallery>, KernelError> {
-        for (g, group) in groups.iter().enumerate() {
-            plan.check_unextended(group, &format!("gallery group {g}"))?;
-        }
+        plan.check_groups(&groups)?;
         let extended = groups
             .par_iter()
             .map(|group| plan.extend_ntt(group))

@@ -398,9 +398,7 @@ impl Backend for CudaBackend {
         plan: &Arc<FusedPlan>,
         groups: Vec<Vec<u64>>,
     ) -> Result<Box<dyn StoredGallery>, KernelError> {
-        for (g, group) in groups.iter().enumerate() {
-            plan.check_unextended(group, &format!("gallery group {g}"))?;
-        }
+        plan.check_groups(&groups)?;
         let gallery = DeviceGallery::new(self.inner.clone(), plan.clone(), groups.len())?;
         let flat: Vec<u64> = groups.concat();
         let _guard = self.inner.lock.lock().unwrap_or_else(|p| p.into_inner());

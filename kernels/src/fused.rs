@@ -187,6 +187,14 @@ impl FusedPlan {
         Ok(())
     }
 
+    /// Checks that every gallery group is one group over Q.
+    pub fn check_groups(&self, groups: &[Vec<u64>]) -> Result<(), KernelError> {
+        for (g, group) in groups.iter().enumerate() {
+            self.check_unextended(group, &format!("gallery group {g}"))?;
+        }
+        Ok(())
+    }
+
     /// Extends polynomials over Q in NTT form to Q∪P in NTT form (CPU, rayon across
     /// polynomials). The Q limbs are copied unchanged; the P limbs come from the centred lift
     /// of the coefficients.

@@ -131,6 +131,17 @@ pub fn accuracy_by_preprocessing(rows: &[Row]) -> Vec<(String, f64, f64)> {
     out
 }
 
+/// The label of the horizontal band whose centre is at `y` (bands are [i, i + 1)), or
+/// nothing for tick positions between centres.
+fn band_label(labels: &[String], y: f64) -> String {
+    let i = (y - 0.5).round();
+    if (y - 0.5 - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < labels.len() {
+        labels[i as usize].clone()
+    } else {
+        String::new()
+    }
+}
+
 fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
     anyhow!("drawing a figure: {e:?}")
 }
@@ -248,14 +259,7 @@ fn stage_chart<DB: DrawingBackend>(
         .configure_mesh()
         .disable_y_mesh()
         .y_labels(n * 2 + 1)
-        .y_label_formatter(&|y| {
-            let i = (*y - 0.5).round();
-            if (*y - 0.5 - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < labels.len() {
-                labels[i as usize].clone()
-            } else {
-                String::new()
-            }
-        })
+        .y_label_formatter(&|y| band_label(&labels, *y))
         .x_desc("milliseconds")
         .draw()
         .map_err(err)?;
@@ -349,14 +353,7 @@ fn bar_chart<DB: DrawingBackend>(
         .configure_mesh()
         .disable_y_mesh()
         .y_labels(n * 2 + 1)
-        .y_label_formatter(&|y| {
-            let i = (*y - 0.5).round();
-            if (*y - 0.5 - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < labels.len() {
-                labels[i as usize].clone()
-            } else {
-                String::new()
-            }
-        })
+        .y_label_formatter(&|y| band_label(&labels, *y))
         .draw()
         .map_err(err)?;
     chart
