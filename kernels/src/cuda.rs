@@ -197,29 +197,43 @@ impl Inner {
         }
     }
 
+    /// One level (`level`: forward or inverse butterflies of half-size h) over the selected
+    /// rows of the batch at device address `data`, with that direction's twiddles.
+    #[allow(clippy::too_many_arguments)]
+    fn level(
+        &self,
+        level: &CudaFunction,
+        data: u64,
+        twiddles: (u64, u64),
+        moduli: u64,
+        n: u32,
+        h: u32,
+        rows: Rows,
+    ) -> Result<(), KernelError> {
+        let mut b = self.stream.launch_builder(level);
+        b.arg(&data)
+            .arg(&twiddles.0)
+            .arg(&twiddles.1)
+            .arg(&moduli)
+            .arg(&n)
+            .arg(&h);
+        b.arg(&rows.total)
+            .arg(&rows.count)
+            .arg(&rows.first)
+            .arg(&rows.stride);
+        // SAFETY: the kernel's arguments match its signature; rows stay inside `data`.
+        unsafe { b.launch(self.grid(n as usize / 2, rows.total)) }.map_err(device)?;
+        Ok(())
+    }
+
     /// Forward NTT of the selected rows of the batch at device address `data`.
     fn forward(&self, t: &DeviceTables, data: u64, rows: Rows) -> Result<(), KernelError> {
         let n = t.n as u32;
-        let (moduli, omegas, shoup) = (
-            self.ptr(&t.moduli),
-            self.ptr(&t.omegas),
-            self.ptr(&t.omegas_shoup),
-        );
+        let moduli = self.ptr(&t.moduli);
+        let twiddles = (self.ptr(&t.omegas), self.ptr(&t.omegas_shoup));
         let mut h = n / 2;
         while h > 0 {
-            let mut b = self.stream.launch_builder(&self.f.forward_level);
-            b.arg(&data)
-                .arg(&omegas)
-                .arg(&shoup)
-                .arg(&moduli)
-                .arg(&n)
-                .arg(&h);
-            b.arg(&rows.total)
-                .arg(&rows.count)
-                .arg(&rows.first)
-                .arg(&rows.stride);
-            // SAFETY: the kernel's arguments match its signature; rows stay inside `data`.
-            unsafe { b.launch(self.grid(t.n / 2, rows.total)) }.map_err(device)?;
+            self.level(&self.f.forward_level, data, twiddles, moduli, n, h, rows)?;
             h /= 2;
         }
         let mut b = self.stream.launch_builder(&self.f.forward_finish);
@@ -228,7 +242,7 @@ impl Inner {
             .arg(&rows.count)
             .arg(&rows.first)
             .arg(&rows.stride);
-        // SAFETY: as above.
+        // SAFETY: as in `level`.
         unsafe { b.launch(self.grid(t.n, rows.total)) }.map_err(device)?;
         Ok(())
     }
@@ -236,26 +250,11 @@ impl Inner {
     /// Inverse NTT of the selected rows of the batch at device address `data`.
     fn inverse(&self, t: &DeviceTables, data: u64, rows: Rows) -> Result<(), KernelError> {
         let n = t.n as u32;
-        let (moduli, zetas, shoup) = (
-            self.ptr(&t.moduli),
-            self.ptr(&t.zetas),
-            self.ptr(&t.zetas_shoup),
-        );
+        let moduli = self.ptr(&t.moduli);
+        let twiddles = (self.ptr(&t.zetas), self.ptr(&t.zetas_shoup));
         let mut h = 1;
         while h < n {
-            let mut b = self.stream.launch_builder(&self.f.inverse_level);
-            b.arg(&data)
-                .arg(&zetas)
-                .arg(&shoup)
-                .arg(&moduli)
-                .arg(&n)
-                .arg(&h);
-            b.arg(&rows.total)
-                .arg(&rows.count)
-                .arg(&rows.first)
-                .arg(&rows.stride);
-            // SAFETY: as in `forward`.
-            unsafe { b.launch(self.grid(t.n / 2, rows.total)) }.map_err(device)?;
+            self.level(&self.f.inverse_level, data, twiddles, moduli, n, h, rows)?;
             h *= 2;
         }
         let (n_inv, n_inv_shoup) = (self.ptr(&t.n_inv), self.ptr(&t.n_inv_shoup));
@@ -269,7 +268,7 @@ impl Inner {
             .arg(&rows.count)
             .arg(&rows.first)
             .arg(&rows.stride);
-        // SAFETY: as above.
+        // SAFETY: as in `level`.
         unsafe { b.launch(self.grid(t.n, rows.total)) }.map_err(device)?;
         Ok(())
     }

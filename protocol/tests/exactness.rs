@@ -38,6 +38,36 @@ fn plaintext_scores(model: &QuantizedModel, gallery: &[Vec<f32>], probe: &[f32])
         .collect()
 }
 
+/// Identifies every probe of `set` and asserts that the decrypted scores, decisions and
+/// ranking equal the plaintext integer ones with noise budget left; true when some score
+/// reached the score bound.
+fn check_probes(
+    matcher: &EncryptedMatcher,
+    model: &QuantizedModel,
+    set: &SyntheticSet,
+    what: &str,
+) -> bool {
+    let mut extreme_seen = false;
+    for probe in &set.probes {
+        let outcome = matcher.identify(&probe.template).unwrap();
+        let expected = plaintext_scores(model, &set.gallery, &probe.template);
+        let got = outcome.scores.integers().expect("integer scores");
+        let mismatches = got.iter().zip(&expected).filter(|(a, b)| a != b).count();
+        assert_eq!(mismatches, 0, "{what}: {mismatches} scores differ");
+        let plain_decision = Decision::from_integers(&expected, model.threshold_score);
+        assert_eq!(
+            outcome.decision, plain_decision,
+            "{what}: ranking and decisions"
+        );
+        let budget = outcome.noise_budget_bits.expect("noise measured");
+        assert!(budget > 0.0, "{what}: noise budget {budget}");
+        extreme_seen |= expected
+            .iter()
+            .any(|s| s.unsigned_abs() == model.score_bound());
+    }
+    extreme_seen
+}
+
 /// Runs the whole matrix for one layout, with one client (keys) for all deployments.
 fn check_layout(layout: Layout, params: &str) {
     let reference = dataset(USERS[USERS.len() - 1], 11);
@@ -63,23 +93,12 @@ fn check_layout(layout: Layout, params: &str) {
                 "{:?}",
                 report.per_cluster
             );
-            for probe in &set.probes {
-                let outcome = matcher.identify(&probe.template).unwrap();
-                let expected = plaintext_scores(&model, &set.gallery, &probe.template);
-                let got = outcome.scores.integers().expect("integer scores");
-                let mismatches = got.iter().zip(&expected).filter(|(a, b)| a != b).count();
-                assert_eq!(
-                    mismatches, 0,
-                    "{layout:?} users={users} clusters={clusters}: {mismatches} scores differ"
-                );
-                let plain_decision = Decision::from_integers(&expected, model.threshold_score);
-                assert_eq!(outcome.decision, plain_decision, "ranking and decisions");
-                let budget = outcome.noise_budget_bits.expect("noise measured");
-                assert!(budget > 0.0, "noise budget {budget}");
-                extreme_seen |= expected
-                    .iter()
-                    .any(|s| s.unsigned_abs() == model.score_bound());
-            }
+            extreme_seen |= check_probes(
+                &matcher,
+                &model,
+                &set,
+                &format!("{layout:?} users={users} clusters={clusters}"),
+            );
         }
     }
     assert!(extreme_seen, "the extreme pair must reach the score bound");
@@ -206,24 +225,12 @@ fn check_fused(engine: ColumnarEngine) -> Option<()> {
         let set = dataset(users, 300 + users as u64);
         let report = matcher.enrol(&set.gallery).unwrap();
         assert_eq!(report.engine, engine.name());
-        for probe in &set.probes {
-            let outcome = matcher.identify(&probe.template).unwrap();
-            let expected = plaintext_scores(&model, &set.gallery, &probe.template);
-            let got = outcome.scores.integers().expect("integer scores");
-            let mismatches = got.iter().zip(&expected).filter(|(a, b)| a != b).count();
-            assert_eq!(
-                mismatches, 0,
-                "{engine} users={users}: {mismatches} scores differ"
-            );
-            assert_eq!(
-                outcome.decision,
-                Decision::from_integers(&expected, model.threshold_score)
-            );
-            assert!(outcome.noise_budget_bits.unwrap() > 0.0);
-            extreme_seen |= expected
-                .iter()
-                .any(|s| s.unsigned_abs() == model.score_bound());
-        }
+        extreme_seen |= check_probes(
+            &matcher,
+            &model,
+            &set,
+            &format!("{engine} users={users}"),
+        );
     }
     assert!(extreme_seen, "the extreme pair must reach the score bound");
     Some(())
