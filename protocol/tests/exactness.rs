@@ -225,12 +225,7 @@ fn check_fused(engine: ColumnarEngine) -> Option<()> {
         let set = dataset(users, 300 + users as u64);
         let report = matcher.enrol(&set.gallery).unwrap();
         assert_eq!(report.engine, engine.name());
-        extreme_seen |= check_probes(
-            &matcher,
-            &model,
-            &set,
-            &format!("{engine} users={users}"),
-        );
+        extreme_seen |= check_probes(&matcher, &model, &set, &format!("{engine} users={users}"));
     }
     assert!(extreme_seen, "the extreme pair must reach the score bound");
     Some(())
