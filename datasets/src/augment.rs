@@ -1,11 +1,50 @@
-//! Random augmentation equivalent in distribution to imgaug 0.4 (the ops Blind-Touch
-//! used: GaussianBlur, Dropout, Affine, in a random order per batch), plus the ops a
-//! student will reach for next: elastic distortion, gamma, contrast, Gaussian noise and
-//! partial-print cropping. Images are floats in [0, 1]; every draw comes from the
-//! caller's seeded RNG.
+//! Random augmentation: the ops Blind-Touch used through imgaug 0.4 (GaussianBlur, Dropout,
+//! Affine, in a random order per batch), plus the ops a student will reach for next:
+//! elastic distortion, gamma, contrast, Gaussian noise and partial-print cropping. Images
+//! are floats in [0, 1]; every draw comes from the caller's seeded RNG.
 //!
 //! Each op separates `sample` (draw this image's parameters) from `apply` (deterministic
-//! given them), so tests can check parameter ranges and geometry independently.
+//! given them, except Dropout's pixel mask), so tests can check parameters and geometry
+//! apart.
+//!
+//! # What is verified against imgaug 0.4
+//!
+//! `tests/imgaug_equivalence.rs` compares with fixtures written by imgaug 0.4.0 itself
+//! (`tests/fixtures/make_imgaug_fixtures.py`; its docstring pins imgaug, numpy, OpenCV and
+//! scikit-image):
+//!
+//! - [`gaussian_blur`] equals `iaa.GaussianBlur(sigma=σ)` on float64 images to 1e-12
+//!   (σ from 0.0009 to 7: kernel size, taps, REFLECT_101 border, the σ ≤ 10⁻³ no-op), and
+//!   imgaug on float32 images to 5e-7.
+//! - [`affine`] equals `iaa.Affine(scale={"x": sx, "y": sy}, translate_percent={"x": tx,
+//!   "y": ty}, rotate=θ, order=0 or 1, cval=0 or 1, mode="constant")` bit for bit on
+//!   float64 images: [`AffineParams::matrix`] is the matrix imgaug builds (centre, rotation
+//!   sign, translation in pixels) and [`warp_affine`] is `cv2.warpAffine`'s fixed-point
+//!   mapping (bilinear at 1/32 px with its weight table, nearest as ⌊x + ½⌋).
+//! - Dropout: a dropped pixel becomes 0 and a kept one is unchanged, as in imgaug.
+//! - For both Blind-Touch presets, every drawn parameter (σ, keep probability, fraction
+//!   of pixels dropped, x and y scale and translation, rotation, interpolation) has the
+//!   distribution of imgaug's draws for the notebooks' pipelines (min, max, mean, std and
+//!   quantiles of 20,000 draws; x and y independent), and each of the 3! op orders is as
+//!   frequent as under `Sequential(random_order=True)`.
+//!
+//! Not the same as imgaug: the random streams (the same seed draws other values and
+//! masks); imgaug draws parameters as float32 and converts degrees to radians in float32
+//! (here f64); Blind-Touch fed imgaug float32 images (here f64); imgaug's cv2 backend
+//! truncates `cval` to an integer, so a fractional `cval` (allowed here) has no imgaug
+//! counterpart; there is no shear. `scale` and `translate_percent` mean imgaug's dict form
+//! (`{"x": range, "y": range}`, drawn independently, as the notebooks wrote them), not its
+//! tuple form (one draw for both axes). Elastic, gamma, contrast, noise and crop are
+//! touchstone's own.
+//!
+//! Regenerate the fixtures only with the script (from the repository root):
+//!
+//! ```text
+//! python3 -m venv /tmp/imgaug-venv
+//! /tmp/imgaug-venv/bin/pip install imgaug==0.4.0 numpy==1.23.5 \
+//!     opencv-python==4.11.0.86 scikit-image==0.24.0 scipy==1.15.3
+//! /tmp/imgaug-venv/bin/python datasets/tests/fixtures/make_imgaug_fixtures.py
+//! ```
 
 use crate::error::{DatasetError, Result};
 use crate::image::GrayF;
@@ -49,28 +88,33 @@ pub enum Interpolation {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Op {
-    /// imgaug GaussianBlur: σ ~ U[sigma); σ < 1e-3 leaves the image unchanged.
+    /// imgaug `GaussianBlur(sigma=(lo, hi))`: σ ~ U[lo, hi) per image; σ ≤ 10⁻³ leaves the
+    /// image unchanged.
     GaussianBlur {
         /// Range of σ in pixels.
         sigma: Range,
     },
-    /// imgaug Dropout: keep probability p ~ U(1 − hi, 1 − lo) per image, then each pixel
-    /// is kept with probability p, else set to 0.
+    /// imgaug `Dropout(p=(lo, hi))`: keep probability k ~ U(1 − hi, 1 − lo) per image, then
+    /// each pixel is kept with probability k, else set to 0.
     Dropout {
         /// Range of the drop probability.
         p: Range,
     },
-    /// imgaug Affine about the image centre; outside pixels take `cval`.
+    /// imgaug `Affine(scale={"x": scale, "y": scale}, translate_percent={"x": t, "y": t},
+    /// rotate, order, cval, mode="constant")` about the centre (W/2 − ½, H/2 − ½); outside
+    /// pixels take `cval`.
     Affine {
         /// Range of the x and y scale factors (drawn independently).
         scale: Range,
-        /// Range of the translation as a fraction of width (x) and height (y).
+        /// Range of the translation as a fraction of width (x) and height (y), drawn
+        /// independently.
         translate_percent: Range,
         /// Range of the rotation in degrees.
         rotate: Range,
         /// Interpolations to choose from at random per image.
         order: Vec<Interpolation>,
-        /// Value of pixels mapped from outside the input.
+        /// Value of pixels mapped from outside the input (imgaug's cv2 backend truncates it
+        /// to an integer: only 0 and 1 mean the same there).
         cval: f64,
     },
     /// Elastic distortion: a random displacement field smoothed by a Gaussian of σ and
@@ -138,7 +182,7 @@ pub struct AffineParams {
     pub tx: f64,
     /// y translation in pixels.
     pub ty: f64,
-    /// Rotation in degrees (counter-clockwise on screen is negative: y points down).
+    /// Rotation in degrees, clockwise on screen when positive (y points down), as imgaug.
     pub degrees: f64,
     /// Interpolation.
     pub interpolation: Interpolation,
@@ -271,23 +315,37 @@ fn map(image: &GrayF, mut f: impl FnMut(f64) -> f64) -> GrayF {
     }
 }
 
-/// imgaug's Gaussian kernel: size int(max(3.3σ, 5)) made odd, normalised taps.
-pub fn gaussian_taps(sigma: f64) -> Vec<f64> {
-    let mut size = (3.3 * sigma).max(5.0) as usize;
-    if size.is_multiple_of(2) {
-        size += 1;
-    }
-    let c = (size / 2) as f64;
-    let taps: Vec<f64> = (0..size)
-        .map(|i| (-((i as f64 - c).powi(2)) / (2.0 * sigma * sigma)).exp())
-        .collect();
-    let sum: f64 = taps.iter().sum();
-    taps.into_iter().map(|t| t / sum).collect()
+/// imgaug 0.4's Gaussian kernel size for σ: int(max(k·σ, 5)) made odd, with k = 3.3 for
+/// σ < 3, 2.9 for σ < 5 and 2.6 above (`_compute_gaussian_blur_ksize`).
+pub fn gaussian_ksize(sigma: f64) -> usize {
+    let k = if sigma < 3.0 {
+        3.3
+    } else if sigma < 5.0 {
+        2.9
+    } else {
+        2.6
+    };
+    let size = (k * sigma).max(5.0) as usize;
+    size | 1
 }
 
-/// Separable Gaussian blur with REFLECT_101 borders (σ < 1e-3: unchanged).
+/// The normalised taps imgaug's blur uses: `cv2.getGaussianKernel(gaussian_ksize(σ), σ)`
+/// (exp(−x²/2σ²) at x = i − (n − 1)/2, times 1/Σ).
+pub fn gaussian_taps(sigma: f64) -> Vec<f64> {
+    let size = gaussian_ksize(sigma);
+    let scale = -0.5 / (sigma * sigma);
+    let c = (size - 1) as f64 * 0.5;
+    let taps: Vec<f64> = (0..size)
+        .map(|i| (scale * (i as f64 - c) * (i as f64 - c)).exp())
+        .collect();
+    let inv = 1.0 / taps.iter().sum::<f64>();
+    taps.into_iter().map(|t| t * inv).collect()
+}
+
+/// imgaug's GaussianBlur for one σ: `cv2.GaussianBlur` with [`gaussian_taps`] in x and y
+/// and REFLECT_101 borders; σ ≤ 10⁻³ (imgaug's eps) leaves the image unchanged.
 pub fn gaussian_blur(image: &GrayF, sigma: f64) -> GrayF {
-    if sigma < 1e-3 {
+    if sigma <= 1e-3 {
         return image.clone();
     }
     let taps = gaussian_taps(sigma);
@@ -298,7 +356,8 @@ pub fn gaussian_blur(image: &GrayF, sigma: f64) -> GrayF {
     }
 }
 
-/// Samples `image` at real coordinates, `cval` outside.
+/// Samples `image` at real coordinates, `cval` outside: exact bilinear (not OpenCV's 1/32 px
+/// steps) or nearest with ties away from zero. Used by the elastic distortion.
 pub fn sample(image: &GrayF, x: f64, y: f64, how: Interpolation, cval: f64) -> f64 {
     let at = |xi: i64, yi: i64| -> f64 {
         if xi < 0 || yi < 0 || xi >= image.width as i64 || yi >= image.height as i64 {
@@ -319,20 +378,95 @@ pub fn sample(image: &GrayF, x: f64, y: f64, how: Interpolation, cval: f64) -> f
     }
 }
 
-/// imgaug's Affine: M = T(c)·[R(θ)·diag(sx, sy) | t]·T(−c), c = (W/2 − 0.5, H/2 − 0.5);
-/// each output pixel samples the input at M⁻¹(x, y).
-pub fn affine(image: &GrayF, p: &AffineParams) -> GrayF {
+impl AffineParams {
+    /// The forward 2×3 matrix imgaug 0.4 hands to `cv2.warpAffine` for a width × height
+    /// image, row-major `[a, b, c, d, e, f]` (output = (a·x + b·y + c, d·x + e·y + f)):
+    /// M = T(ctr + t)·R(θ)·diag(sx, sy)·T(−ctr), ctr = (W/2 − 0.5, H/2 − 0.5), with
+    /// R(θ) = [[cos θ, −sin θ], [sin θ, cos θ]] — clockwise on screen for θ > 0.
+    pub fn matrix(&self, width: usize, height: usize) -> [f64; 6] {
+        let (cx, cy) = (width as f64 / 2.0 - 0.5, height as f64 / 2.0 - 0.5);
+        let (s, c) = self.degrees.to_radians().sin_cos();
+        let (a, b) = (self.sx * c, -self.sy * s);
+        let (d, e) = (self.sx * s, self.sy * c);
+        [
+            a,
+            b,
+            self.tx + cx - (a * cx + b * cy),
+            d,
+            e,
+            self.ty + cy - (d * cx + e * cy),
+        ]
+    }
+}
+
+/// `cv2.warpAffine(image, m, (W, H), flags, BORDER_CONSTANT, cval)` for one channel, to the
+/// bit: OpenCV inverts `m`, maps each output pixel to source coordinates in fixed point
+/// (1/1024 px), then nearest takes ⌊x + ½⌋ and bilinear rounds to 1/32 px and weighs the
+/// four neighbours with its table of k/1024 weights (taps outside take `cval`).
+pub fn warp_affine(image: &GrayF, m: &[f64; 6], how: Interpolation, cval: f64) -> GrayF {
+    const AB_BITS: i32 = 10;
+    const AB_SCALE: f64 = (1 << AB_BITS) as f64;
+    const INTER_BITS: i32 = 5;
+    const INTER_TAB_SIZE: i32 = 1 << INTER_BITS;
     let (w, h) = (image.width, image.height);
-    let (cx, cy) = (w as f64 / 2.0 - 0.5, h as f64 / 2.0 - 0.5);
-    let (s, c) = p.degrees.to_radians().sin_cos();
-    // Forward linear part A = R·S; inverse A⁻¹ = S⁻¹·Rᵀ.
+    // cv::warpAffine's inversion (no WARP_INVERSE_MAP), term for term.
+    let mut im = *m;
+    let det = im[0] * im[4] - im[1] * im[3];
+    let det = if det != 0.0 { 1.0 / det } else { 0.0 };
+    let (a11, a22) = (im[4] * det, im[0] * det);
+    im[0] = a11;
+    im[1] *= -det;
+    im[3] *= -det;
+    im[4] = a22;
+    let b1 = -im[0] * im[2] - im[1] * im[5];
+    let b2 = -im[3] * im[2] - im[4] * im[5];
+    im[2] = b1;
+    im[5] = b2;
+    // saturate_cast<int>(double) is cvRound: round half to even.
+    let fix = |v: f64| v.round_ties_even().clamp(i32::MIN as f64, i32::MAX as f64) as i32;
+    let adelta: Vec<i32> = (0..w).map(|x| fix(im[0] * x as f64 * AB_SCALE)).collect();
+    let bdelta: Vec<i32> = (0..w).map(|x| fix(im[3] * x as f64 * AB_SCALE)).collect();
+    let at = |xi: i32, yi: i32| -> f64 {
+        if xi < 0 || yi < 0 || xi >= w as i32 || yi >= h as i32 {
+            cval
+        } else {
+            image.data[yi as usize * w + xi as usize]
+        }
+    };
     let mut out = vec![0.0; w * h];
     for y in 0..h {
+        let round_delta = match how {
+            Interpolation::Nearest => 1 << (AB_BITS - 1),
+            Interpolation::Bilinear => 1 << (AB_BITS - INTER_BITS - 1),
+        };
+        let x0 = fix((im[1] * y as f64 + im[2]) * AB_SCALE) + round_delta;
+        let y0 = fix((im[4] * y as f64 + im[5]) * AB_SCALE) + round_delta;
         for x in 0..w {
-            let (u, v) = (x as f64 - cx - p.tx, y as f64 - cy - p.ty);
-            let (ru, rv) = (c * u + s * v, -s * u + c * v);
-            let (sx, sy) = (ru / p.sx + cx, rv / p.sy + cy);
-            out[y * w + x] = sample(image, sx, sy, p.interpolation, p.cval);
+            let (xs, ys) = (x0 + adelta[x], y0 + bdelta[x]);
+            out[y * w + x] = match how {
+                Interpolation::Nearest => at(xs >> AB_BITS, ys >> AB_BITS),
+                Interpolation::Bilinear => {
+                    let (xs, ys) = (xs >> (AB_BITS - INTER_BITS), ys >> (AB_BITS - INTER_BITS));
+                    let (sx, sy) = (xs >> INTER_BITS, ys >> INTER_BITS);
+                    if sx >= w as i32 || sx + 1 < 0 || sy >= h as i32 || sy + 1 < 0 {
+                        cval
+                    } else {
+                        // BilinearTab_f: products of (1 − f, f), f = k/32, exact in f32.
+                        let fx = (xs & (INTER_TAB_SIZE - 1)) as f64 / INTER_TAB_SIZE as f64;
+                        let fy = (ys & (INTER_TAB_SIZE - 1)) as f64 / INTER_TAB_SIZE as f64;
+                        let wt = [
+                            (1.0 - fy) * (1.0 - fx),
+                            (1.0 - fy) * fx,
+                            fy * (1.0 - fx),
+                            fy * fx,
+                        ];
+                        at(sx, sy) * wt[0]
+                            + at(sx + 1, sy) * wt[1]
+                            + at(sx, sy + 1) * wt[2]
+                            + at(sx + 1, sy + 1) * wt[3]
+                    }
+                }
+            };
         }
     }
     GrayF {
@@ -340,6 +474,19 @@ pub fn affine(image: &GrayF, p: &AffineParams) -> GrayF {
         height: h,
         data: out,
     }
+}
+
+/// imgaug 0.4's Affine on one image: [`AffineParams::matrix`] warped by [`warp_affine`]
+/// (its cv2 backend), except that a matrix whose mean absolute difference from the 3×3
+/// identity is at most 10⁻⁴ leaves the image unchanged, as imgaug does.
+pub fn affine(image: &GrayF, p: &AffineParams) -> GrayF {
+    let m = p.matrix(image.width, image.height);
+    let identity = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0];
+    let off: f64 = m.iter().zip(identity).map(|(a, b)| (a - b).abs()).sum();
+    if off / 9.0 <= 1e-4 {
+        return image.clone();
+    }
+    warp_affine(image, &m, p.interpolation, p.cval)
 }
 
 fn elastic(image: &GrayF, alpha: f64, sigma: f64, seed: u64) -> GrayF {

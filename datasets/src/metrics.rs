@@ -64,6 +64,71 @@ pub fn fnmr_at_fmr(genuine: &[f64], impostor: &[f64], target_fmr: f64) -> f64 {
         .unwrap_or(1.0)
 }
 
+/// Verification metrics at one threshold plus threshold-free ones.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Verification {
+    /// (TP + TN) / all pairs.
+    pub accuracy: f64,
+    /// TP / (TP + FP).
+    pub precision: f64,
+    /// TP / (TP + FN) = 1 − FNMR at the threshold.
+    pub recall: f64,
+    /// 2·TP / (2·TP + FP + FN).
+    pub f1: f64,
+    /// Area under the ROC curve.
+    pub roc_auc: f64,
+    /// Equal error rate.
+    pub eer: f64,
+    /// FNMR at FMR ≤ 1%.
+    pub fnmr_at_fmr_1pct: f64,
+    /// FNMR at FMR ≤ 0.1%.
+    pub fnmr_at_fmr_01pct: f64,
+}
+
+/// Every verification metric of `genuine` and `impostor` scores, accepting scores
+/// ≥ `threshold`.
+pub fn verification(genuine: &[f64], impostor: &[f64], threshold: f64) -> Verification {
+    let tp = genuine.iter().filter(|&&s| s >= threshold).count() as f64;
+    let fneg = genuine.len() as f64 - tp;
+    let fp = impostor.iter().filter(|&&s| s >= threshold).count() as f64;
+    let tn = impostor.len() as f64 - fp;
+    Verification {
+        accuracy: (tp + tn) / (genuine.len() + impostor.len()).max(1) as f64,
+        precision: tp / (tp + fp).max(1.0),
+        recall: tp / (tp + fneg).max(1.0),
+        f1: 2.0 * tp / (2.0 * tp + fp + fneg).max(1.0),
+        roc_auc: roc_auc(genuine, impostor),
+        eer: eer(genuine, impostor),
+        fnmr_at_fmr_1pct: fnmr_at_fmr(genuine, impostor, 0.01),
+        fnmr_at_fmr_01pct: fnmr_at_fmr(genuine, impostor, 0.001),
+    }
+}
+
+/// The 1-based rank of the mate in one probe's scores, pessimistic on ties: every other
+/// candidate scoring at least as high as the mate ranks before it (so a model that gives
+/// every candidate the same score has rank-1 of 0, not 100%). A NaN score ranks last.
+pub fn mate_rank(scores: &[f64], mate: usize) -> usize {
+    let m = scores[mate];
+    1 + scores
+        .iter()
+        .enumerate()
+        .filter(|&(i, &s)| i != mate && (m.is_nan() || s >= m))
+        .count()
+}
+
+/// Rank-1 and rank-5 identification rates of mated probes: the share whose mate's
+/// pessimistic rank is ≤ 1 / ≤ 5. `rows[i]` holds probe i's scores; `mates[i]` its mate.
+pub fn rank_rates(rows: &[&[f64]], mates: &[usize]) -> (f64, f64) {
+    let (mut r1, mut r5) = (0usize, 0usize);
+    for (row, &mate) in rows.iter().zip(mates) {
+        let rank = mate_rank(row, mate);
+        r1 += usize::from(rank <= 1);
+        r5 += usize::from(rank <= 5);
+    }
+    let n = mates.len().max(1) as f64;
+    (r1 as f64 / n, r5 as f64 / n)
+}
+
 /// Decidability index d′ = |μg − μi| / √((σg² + σi²)/2).
 pub fn d_prime(genuine: &[f64], impostor: &[f64]) -> f64 {
     let stats = |v: &[f64]| {
@@ -87,6 +152,20 @@ mod tests {
         assert_eq!(roc_auc(&g, &i), 1.0);
         assert_eq!(fnmr_at_fmr(&g, &i, 0.01), 0.0);
         assert!(d_prime(&g, &i) > 5.0);
+    }
+
+    #[test]
+    fn ranks_are_pessimistic_on_ties() {
+        // The mate (index 1) ties with index 3: rank 2, not 1.
+        assert_eq!(mate_rank(&[0.1, 0.5, 0.2, 0.5], 1), 2);
+        assert_eq!(mate_rank(&[0.1, 0.6, 0.2, 0.5], 1), 1);
+        // All equal: the mate ranks last.
+        assert_eq!(mate_rank(&[1.0; 6], 0), 6);
+        assert_eq!(mate_rank(&[0.0, f64::NAN, 1.0], 1), 3);
+        let rows: Vec<&[f64]> = vec![&[0.9, 0.1], &[0.5, 0.5], &[0.2, 0.3]];
+        assert_eq!(rank_rates(&rows, &[0, 1, 1]), (2.0 / 3.0, 1.0));
+        let v = verification(&[0.9, 0.4], &[0.5, 0.1], 0.5);
+        assert_eq!((v.precision, v.recall, v.accuracy), (0.5, 0.5, 0.5));
     }
 
     #[test]

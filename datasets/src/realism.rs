@@ -258,7 +258,12 @@ pub fn thin(ridges: &[bool], w: usize, h: usize) -> Vec<bool> {
 /// Analyses one print: segmentation, orientation, period, binarisation, thinning,
 /// minutiae by crossing number (1 = ending, 3 = bifurcation) away from the border,
 /// without clusters closer than 4 pixels (noise).
-pub fn analyse(image: &Gray8) -> Analysis {
+///
+/// An image without pixels (zero width or height), with more than
+/// [`crate::image::MAX_PIXELS`], or whose data does not match its size is an error: it
+/// has no print to measure, and "no minutiae, no period" would enter a report as numbers.
+pub fn analyse(image: &Gray8) -> Result<Analysis> {
+    image.check()?;
     let (w, h) = (image.width, image.height);
     let mask = segment(image);
     let orientation = orientation_field(image);
@@ -330,14 +335,14 @@ pub fn analyse(image: &Gray8) -> Analysis {
         })
         .copied()
         .collect();
-    Analysis {
+    Ok(Analysis {
         mask,
         orientation,
         ridges,
         skeleton,
         minutiae,
         period,
-    }
+    })
 }
 
 fn angle_diff(a: f64, b: f64) -> f64 {
@@ -514,7 +519,7 @@ pub fn report(
         .par_iter()
         .map(|&i| Gray8::load(&dataset.samples[i].path))
         .collect::<Result<_>>()?;
-    let analyses: Vec<Analysis> = images.par_iter().map(analyse).collect();
+    let analyses: Vec<Analysis> = images.par_iter().map(analyse).collect::<Result<_>>()?;
 
     let periods: Vec<f64> = analyses.iter().filter_map(|a| a.period).collect();
     let counts: Vec<f64> = analyses.iter().map(|a| a.minutiae.len() as f64).collect();
@@ -554,9 +559,12 @@ pub fn report(
             .par_iter()
             .zip(&analyses)
             .map(|(copy, original)| {
-                match_minutiae(&original.minutiae, &analyse(&copy.unit_to_u8()).minutiae)
+                Ok(match_minutiae(
+                    &original.minutiae,
+                    &analyse(&copy.unit_to_u8())?.minutiae,
+                ))
             })
-            .collect();
+            .collect::<Result<_>>()?;
         genuine = scores;
     }
     let mut pairs = Vec::with_capacity(impostor_pairs);
@@ -677,7 +685,7 @@ mod tests {
                 image.data[y * w + x] = (128.0 + 100.0 * phase) as u8;
             }
         }
-        let a = analyse(&image);
+        let a = analyse(&image).unwrap();
         let period = a.period.expect("period measured");
         assert!((period - 6.0).abs() < 0.5, "{period}");
         assert!(!a.mask[0] && a.mask[48 * w + 48], "segmentation");

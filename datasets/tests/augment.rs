@@ -90,7 +90,8 @@ fn blur_taps_match_imgaug_and_preserve_flat_images() {
     for (a, b) in taps.iter().zip(reference) {
         assert!((a - b).abs() < 1e-5, "{taps:?}");
     }
-    assert_eq!(gaussian_taps(3.0).len(), 9); // int(3.3·3) = 9
+    assert_eq!(gaussian_taps(3.0).len(), 9); // σ ≥ 3: int(2.9·3) = 8, made odd
+    assert_eq!(gaussian_taps(7.0).len(), 19); // σ ≥ 5: int(2.6·7) = 18, made odd
     let flat = GrayF::filled(12, 7, 0.4);
     assert!(gaussian_blur(&flat, 0.7)
         .data

@@ -6,7 +6,7 @@ mod resize;
 mod sobel;
 
 pub use morphology::{dilate3x3, erode3x3};
-pub use resize::resize_linear;
+pub use resize::{resize_linear, try_resize_linear};
 pub use sobel::{deriv_kernel, sobel};
 
 use crate::error::{DatasetError, Result};
@@ -168,15 +168,17 @@ impl Pipeline {
         Ok(())
     }
 
-    /// Runs the pipeline; the result is in [0, 1].
+    /// Runs the pipeline; the result is in [0, 1]. An image without pixels, with more
+    /// than [`crate::image::MAX_PIXELS`], or whose data does not match its size is an error.
     pub fn apply(&self, image: &Gray8) -> Result<GrayF> {
         self.validate()?;
+        image.check()?;
         let mut stage = Stage::U8(image.clone());
         let mut unit = None;
         for step in &self.steps {
             stage = match (step, stage) {
                 (Step::Resize { width, height }, Stage::U8(g)) => {
-                    Stage::U8(resize_linear(&g, *width, *height))
+                    Stage::U8(try_resize_linear(&g, *width, *height)?)
                 }
                 (Step::Dilate, Stage::U8(g)) => Stage::U8(dilate3x3(&g)),
                 (Step::Erode, Stage::U8(g)) => Stage::U8(erode3x3(&g)),

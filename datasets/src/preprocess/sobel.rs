@@ -31,7 +31,8 @@ pub fn deriv_kernel(order: u32, ksize: usize) -> Vec<f64> {
     k
 }
 
-/// The Sobel derivative of order (dx, dy) with an odd kernel size in 3..=31.
+/// The Sobel derivative of order (dx, dy) with an odd kernel size in 3..=31. An image
+/// without pixels (or whose data does not match its size) is an error, as in OpenCV.
 pub fn sobel(image: &Gray8, dx: u32, dy: u32, ksize: usize) -> Result<GrayF> {
     if ksize.is_multiple_of(2) || !(3..=31).contains(&ksize) {
         return Err(DatasetError::invalid(
@@ -45,6 +46,7 @@ pub fn sobel(image: &Gray8, dx: u32, dy: u32, ksize: usize) -> Result<GrayF> {
             format!("dx, dy must be in 0..=2 and not both 0, got ({dx}, {dy})"),
         ));
     }
+    image.check()?;
     let kx = deriv_kernel(dx, ksize);
     let ky = deriv_kernel(dy, ksize);
     let data: Vec<f64> = image.data.iter().map(|&v| v as f64).collect();
