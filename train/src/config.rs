@@ -7,6 +7,28 @@ use datasets::synth::SynthConfig;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
+/// Largest square input side a model may have. Memory, not arithmetic, is the bound: the
+/// first block alone holds a [batch, filters, S, S] f32 activation per layer it keeps for
+/// back-propagation (conv, norm, swish), so at S = 1024, width 1 (32 filters) and a batch
+/// of 64 pairs (128 images) that is 128 · 32 · 1024² · 4 B = 16 GiB per copy, about what
+/// the largest GPUs this project runs on can hold; the exported head grows as S² too
+/// (W has 512 · (S/32)² rows at width 1: 8.4 M weights, ~100 MB of head.json at 1024).
+pub const MAX_INPUT_SIZE: usize = 1024;
+
+/// Checks a network shape: [`ModelConfig::validate`] (a multiple of 32, width in (0, 4])
+/// and `input_size` at most [`MAX_INPUT_SIZE`].
+pub fn validate_model(model: &ModelConfig) -> Result<(), String> {
+    model.validate()?;
+    if model.input_size > MAX_INPUT_SIZE {
+        return Err(format!(
+            "input_size must be at most {MAX_INPUT_SIZE} (the memory of a training batch grows \
+             as its square), got {}",
+            model.input_size
+        ));
+    }
+    Ok(())
+}
+
 /// A preset by name, or spelled out.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -73,7 +95,7 @@ pub struct TrainConfig {
 impl TrainConfig {
     /// Checks values a run cannot use.
     pub fn validate(&self) -> Result<(), String> {
-        self.model.validate()?;
+        validate_model(&self.model).map_err(|e| format!("model: {e}"))?;
         match (&self.data.path, &self.data.synthetic) {
             (Some(_), Some(_)) => {
                 return Err("data: give either `path` or `synthetic`, not both".into())

@@ -1,4 +1,5 @@
-//! Images → embeddings → templates: u = W·e for enrolment, q = W·e + b for queries.
+//! Images → embeddings → templates: r = W·e + b for enrolment, q = W·e for queries (the
+//! orientation the network was trained in: enrolled print first, probe second).
 
 use crate::data::to_tensor;
 use crate::model::{Head, Siamese};

@@ -2,15 +2,18 @@
 //! (pairs and batches from the `datasets` crate), `training` (the loop), `export` (model
 //! folders), `inference` (images → templates), `curve` (training-curve PNG).
 //!
-//! `run` does a whole training run from a [`config::TrainConfig`]. The crate knows
-//! nothing about encryption: it hands the protocol plain head weights and template
-//! statistics.
+//! `run` does a whole training run from a [`config::TrainConfig`]. `evaluation` is the test
+//! protocol: the test split's templates, scored by any `protocol` scheme (plain, quantized
+//! or encrypted) through its `Matcher`, and the metrics read off those scores. The crate
+//! knows nothing about encryption itself: it hands the protocol plain head weights,
+//! templates and template statistics.
 #![warn(missing_docs)]
 
 pub mod config;
 pub mod curve;
 pub mod data;
 pub mod error;
+pub mod evaluation;
 pub mod export;
 pub mod inference;
 pub mod model;

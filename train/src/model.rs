@@ -2,9 +2,12 @@
 //! L2 normalisation (the embedding e); a siamese head FC-16 on (e₁ − e₂) → square →
 //! FC-1, trained with binary cross-entropy on genuine/impostor pairs.
 //!
-//! The head is split for encryption: FC-16(e₁ − e₂) = (W·e₁ + b) − W·e₂ = q − r, so the
-//! client computes the query template q = W·e + b and the enrolment template r = W·e,
-//! and the server only needs logit = Σⱼ wⱼ (qⱼ − rⱼ)² + c.
+//! The network is trained on pairs (e₁, e₂) with e₁ the enrolled print and e₂ the
+//! (augmented) probe. The head is split for encryption along that orientation:
+//! FC-16(e₁ − e₂) = (W·e₁ + b) − W·e₂ = r − q, so the client computes the enrolment
+//! template r = W·e + b (the bias goes with the enrolled print) and the query template
+//! q = W·e, and the server only needs logit = Σⱼ wⱼ (qⱼ − rⱼ)² + c. Putting the bias on the
+//! probe instead would score FC-16(e₂ − e₁), which the non-symmetric head never learned.
 
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
@@ -121,14 +124,82 @@ impl<B: Backend> Siamese<B> {
         logit.squeeze_dim(1)
     }
 
-    /// Enrolment templates u = W·e (no bias), [N, 16].
+    /// Enrolment templates r = W·e + b (the first input's side of the pair), [N, 16].
     pub fn enrolment_templates(&self, images: Tensor<B, 4>) -> Tensor<B, 2> {
+        self.fc16.forward(self.embed(images))
+    }
+
+    /// Query templates q = W·e (no bias: the second input's side), [N, 16].
+    pub fn query_templates(&self, images: Tensor<B, 4>) -> Tensor<B, 2> {
         self.embed(images).matmul(self.fc16.weight.val())
     }
 
-    /// Query templates q = W·e + b, [N, 16].
-    pub fn query_templates(&self, images: Tensor<B, 4>) -> Tensor<B, 2> {
-        self.fc16.forward(self.embed(images))
+    /// Checks every parameter's shape against what `config.init` builds: Burn's
+    /// `load_file` takes a record's tensors as they are, so a record of another
+    /// configuration loads and fails (or computes garbage) only later. Names the first
+    /// parameter that differs, e.g. `blocks.0.conv.weight has shape [16, 1, 3, 3], the
+    /// config (input_size 64, width 0.25) builds [8, 1, 3, 3]`.
+    pub fn check_shapes(&self, config: &ModelConfig) -> Result<(), String> {
+        let built = format!(
+            "the config (input_size {}, width {}) builds",
+            config.input_size, config.width
+        );
+        if self.blocks.len() != FILTERS.len() {
+            return Err(format!(
+                "the network has {} blocks, {built} {}",
+                self.blocks.len(),
+                FILTERS.len()
+            ));
+        }
+        let check = |name: String, actual: Option<Vec<usize>>, expected: Vec<usize>| match actual {
+            Some(actual) if actual == expected => Ok(()),
+            Some(actual) => Err(format!("{name} has shape {actual:?}, {built} {expected:?}")),
+            None => Err(format!("{name} is missing, {built} {expected:?}")),
+        };
+        let mut channels = 1;
+        for (i, (block, &out)) in self.blocks.iter().zip(&config.filters()).enumerate() {
+            let conv = &block.conv;
+            check(
+                format!("blocks.{i}.conv.weight"),
+                Some(conv.weight.lazy_shape().to_vec()),
+                vec![out, channels, 3, 3],
+            )?;
+            check(
+                format!("blocks.{i}.conv.bias"),
+                conv.bias.as_ref().map(|b| b.lazy_shape().to_vec()),
+                vec![out],
+            )?;
+            let norm = &block.norm;
+            for (field, dims) in [
+                ("gamma", norm.gamma.lazy_shape().to_vec()),
+                ("beta", norm.beta.lazy_shape().to_vec()),
+                ("running_mean", norm.running_mean.value().dims().to_vec()),
+                ("running_var", norm.running_var.value().dims().to_vec()),
+            ] {
+                check(format!("blocks.{i}.norm.{field}"), Some(dims), vec![out])?;
+            }
+            channels = out;
+        }
+        check(
+            "fc16.weight".into(),
+            Some(self.fc16.weight.lazy_shape().to_vec()),
+            vec![config.embedding_len(), TEMPLATE],
+        )?;
+        check(
+            "fc16.bias".into(),
+            self.fc16.bias.as_ref().map(|b| b.lazy_shape().to_vec()),
+            vec![TEMPLATE],
+        )?;
+        check(
+            "fc1.weight".into(),
+            Some(self.fc1.weight.lazy_shape().to_vec()),
+            vec![TEMPLATE, 1],
+        )?;
+        check(
+            "fc1.bias".into(),
+            self.fc1.bias.as_ref().map(|b| b.lazy_shape().to_vec()),
+            vec![1],
+        )
     }
 
     /// FC-16 weight [D, 16] and bias [16], FC-1 weight [16] and bias.
@@ -168,9 +239,9 @@ impl<B: Backend> Siamese<B> {
 /// The head's weights in plain numbers: what the encrypted protocol needs.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Head {
-    /// FC-16 weight, [D][16] (input-major, as Burn stores it): u = Σᵢ eᵢ · W[i].
+    /// FC-16 weight, [D][16] (input-major, as Burn stores it): W·e = Σᵢ eᵢ · W[i].
     pub fc16_weight: Vec<Vec<f32>>,
-    /// FC-16 bias b (carried by the query).
+    /// FC-16 bias b (carried by the enrolment template).
     pub fc16_bias: Vec<f32>,
     /// FC-1 weights wⱼ.
     pub fc1_weight: Vec<f32>,
@@ -189,23 +260,23 @@ impl Head {
             + self.fc1_bias as f64
     }
 
-    /// u = W·e.
-    pub fn enrolment_template(&self, embedding: &[f32]) -> Vec<f32> {
-        let mut u = vec![0f32; self.fc16_bias.len()];
+    /// q = W·e: the probe's template (the network's second input).
+    pub fn query_template(&self, embedding: &[f32]) -> Vec<f32> {
+        let mut q = vec![0f32; self.fc16_bias.len()];
         for (e, row) in embedding.iter().zip(&self.fc16_weight) {
-            for (acc, w) in u.iter_mut().zip(row) {
+            for (acc, w) in q.iter_mut().zip(row) {
                 *acc += e * w;
             }
         }
-        u
+        q
     }
 
-    /// q = W·e + b.
-    pub fn query_template(&self, embedding: &[f32]) -> Vec<f32> {
-        let mut q = self.enrolment_template(embedding);
-        for (v, b) in q.iter_mut().zip(&self.fc16_bias) {
+    /// r = W·e + b: the enrolled print's template (the network's first input).
+    pub fn enrolment_template(&self, embedding: &[f32]) -> Vec<f32> {
+        let mut r = self.query_template(embedding);
+        for (v, b) in r.iter_mut().zip(&self.fc16_bias) {
             *v += b;
         }
-        q
+        r
     }
 }

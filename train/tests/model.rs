@@ -97,8 +97,9 @@ fn split_head_gives_the_same_logit_as_the_network() {
     );
     let d = config.embedding_len();
     for i in 0..6 {
-        let q = head.query_template(&ea[i * d..(i + 1) * d]);
-        let r = head.enrolment_template(&eb[i * d..(i + 1) * d]);
+        // a is the network's first input (the enrolled print), b the second (the probe).
+        let r = head.enrolment_template(&ea[i * d..(i + 1) * d]);
+        let q = head.query_template(&eb[i * d..(i + 1) * d]);
         let from_head = head.logit(&q, &r);
         assert!(
             (from_head - logits[i] as f64).abs() < 1e-4,
@@ -107,13 +108,13 @@ fn split_head_gives_the_same_logit_as_the_network() {
         );
     }
     // The network's own template functions agree with the exported head.
-    let q_net = to_vec(model.query_templates(a));
-    let q_head = head.query_template(&ea[..d]);
+    let q_net = to_vec(model.query_templates(b));
+    let q_head = head.query_template(&eb[..d]);
     for j in 0..TEMPLATE {
         assert!((q_net[j] - q_head[j]).abs() < 1e-5);
     }
-    let r_net = to_vec(model.enrolment_templates(b));
-    let r_head = head.enrolment_template(&eb[..d]);
+    let r_net = to_vec(model.enrolment_templates(a));
+    let r_head = head.enrolment_template(&ea[..d]);
     for j in 0..TEMPLATE {
         assert!((r_net[j] - r_head[j]).abs() < 1e-5);
     }
@@ -208,8 +209,19 @@ fn committed_small_model_loads_and_its_head_reproduces_the_network() {
     let d = exported.model.embedding_len();
     let (ea, eb) = (to_vec(model.embed(a)), to_vec(model.embed(b)));
     for i in 0..3 {
-        let q = exported.head.query_template(&ea[i * d..(i + 1) * d]);
-        let r = exported.head.enrolment_template(&eb[i * d..(i + 1) * d]);
+        let r = exported.head.enrolment_template(&ea[i * d..(i + 1) * d]);
+        let q = exported.head.query_template(&eb[i * d..(i + 1) * d]);
         assert!((exported.head.logit(&q, &r) - logits[i] as f64).abs() < 1e-4);
+        // With the trained (non-zero) FC-16 bias the head is not symmetric: the other
+        // orientation — the bias on the probe, as the evaluation once scored — is a
+        // different function of the pair.
+        let r_swapped = exported.head.enrolment_template(&eb[i * d..(i + 1) * d]);
+        let q_swapped = exported.head.query_template(&ea[i * d..(i + 1) * d]);
+        let swapped = exported.head.logit(&q_swapped, &r_swapped);
+        assert!(
+            (swapped - logits[i] as f64).abs() > 1e-3,
+            "pair {i}: swapping the pair must change the logit ({swapped} vs {})",
+            logits[i]
+        );
     }
 }
