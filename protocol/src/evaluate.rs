@@ -8,6 +8,7 @@ use crate::layout::BlindTouchLayout;
 use crate::messages::Setup;
 use crate::params::Params;
 use fhe::bfv::{BfvParameters, Ciphertext, Encoding, EvaluationKey, Plaintext, RelinearizationKey};
+use fhe_math::rq::{Poly, Representation};
 use fhe_traits::FheEncoder;
 use std::sync::Arc;
 
@@ -75,13 +76,49 @@ impl BlindTouchEvaluator {
             ),
             (None, None) => return Err(missing("weights")),
         };
-        Ok(Self {
+        let evaluator = Self {
             layout,
             relin_key,
             rotation_keys,
             weights,
             mask,
-        })
+        };
+        evaluator.self_test(par)?;
+        Ok(evaluator)
+    }
+
+    /// The slot layout.
+    pub fn layout(&self) -> &BlindTouchLayout {
+        &self.layout
+    }
+
+    /// Runs the whole circuit once on zero ciphertexts, with every rotation the main
+    /// server's compression needs. fhe.rs deserializes keys without checking their inner
+    /// polynomials' representations or levels and asserts on them only when a key is used:
+    /// exercising every key path here turns such a key into a refused setup instead of a
+    /// panic at the first query. (The paths do not depend on the data, so a key that passes
+    /// here cannot fail later.)
+    fn self_test(&self, par: &Arc<BfvParameters>) -> Result<()> {
+        let run = || -> Result<()> {
+            let ctx = par.context_at_level(0)?;
+            let zero = || Poly::zero(ctx, Representation::Ntt);
+            let ct = Ciphertext::new(vec![zero(), zero()], par)?;
+            let evaluated = self.evaluate(&ct, &ct, 0)?;
+            for offset in 1..self.layout.features() {
+                self.rotation_keys
+                    .rotates_columns_by(&evaluated, self.layout.right_rotation(offset))?;
+            }
+            Ok(())
+        };
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
+            Ok(result) => result.map_err(|e| {
+                ProtocolError::wire("setup", format!("the evaluation keys do not work: {e}"))
+            }),
+            Err(_) => Err(ProtocolError::wire(
+                "setup",
+                "the evaluation keys are malformed (fhe.rs refused to use them)",
+            )),
+        }
     }
 
     /// Scores of gallery ciphertext `k` (at slot d·u + k mod d for its user u).

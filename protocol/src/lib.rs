@@ -16,8 +16,10 @@
 pub mod engine;
 pub mod error;
 pub mod evaluate;
+pub mod exactness;
 pub mod fused;
 pub mod layout;
+pub mod limits;
 pub mod messages;
 pub mod outcome;
 pub mod params;
@@ -27,10 +29,13 @@ pub mod scheme;
 pub mod synthetic;
 pub mod transport;
 pub mod wire;
+pub mod workload;
 
 pub use engine::{ColumnarEngine, ResolvedEngine};
 pub use error::{ProtocolError, Result};
+pub use exactness::{Reference, Tally};
 pub use outcome::{Decision, EnrolmentReport, MatchOutcome, Scores, StageTimings, Traffic};
 pub use params::{ParamSpec, Params, PlaintextModulus};
 pub use quantize::{Calibration, MatchModel, QuantizedModel, Quantizer};
 pub use scheme::{build_matcher, EncryptedMatcher, Matcher, SchemeConfig, SchemeKind};
+pub use workload::{Source, SyntheticSpec, Workload};

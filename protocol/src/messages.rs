@@ -11,8 +11,10 @@ use fhe::bfv::{Ciphertext, EvaluationKey, RelinearizationKey};
 use fhe_traits::Serialize;
 
 /// Limits on counts read from the wire, so a corrupt count cannot ask for terabytes.
-const MAX_FEATURES: u64 = 4096;
+const MAX_FEATURES: u64 = crate::limits::MAX_FEATURES as u64;
 const MAX_ITEMS: u64 = 1 << 32;
+/// The largest |weight| a 16-bit quantizer produces.
+const MAX_WEIGHT: u64 = 1 << 15;
 
 /// Which encrypted layout a deployment runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -122,8 +124,8 @@ fn read_flag(r: &mut Reader, field: &str) -> Result<bool> {
 }
 
 impl Setup {
-    /// Sealed bytes and the sizes of their parts.
-    pub fn encode(&self, params: &Params) -> (Vec<u8>, SetupSizes) {
+    /// Sealed bytes (of deployment `deployment`) and the sizes of their parts.
+    pub fn encode(&self, params: &Params, deployment: u64) -> (Vec<u8>, SetupSizes) {
         let mut w = Writer::new();
         w.u64(self.layout.tag()).u64(self.features as u64);
         match &self.weights {
@@ -150,7 +152,12 @@ impl Setup {
                 0
             }
         };
-        let bytes = wire::seal(Artifact::Setup, params.fingerprint(), &w.finish());
+        let bytes = wire::seal(
+            Artifact::Setup,
+            params.fingerprint(),
+            deployment,
+            &w.finish(),
+        );
         let sizes = SetupSizes {
             total: bytes.len(),
             relin_key,
@@ -167,6 +174,16 @@ impl Setup {
         let mut r = Reader::new("setup", payload);
         let layout = Layout::from_tag(r.u64("layout")?)?;
         let features = r.count("features", MAX_FEATURES)?;
+        // The layout must be able to hold this many features at this degree.
+        let fits = match layout {
+            Layout::BlindTouch { .. } => {
+                crate::layout::BlindTouchLayout::new(params.degree(), features).map(|_| ())
+            }
+            Layout::Columnar => {
+                crate::layout::ColumnarLayout::new(params.degree(), features).map(|_| ())
+            }
+        };
+        fits.map_err(|e| ProtocolError::wire("setup", e.to_string()))?;
         let weights = if read_flag(&mut r, "weights")? {
             let n = r.count("weight count", MAX_FEATURES)?;
             if n != features {
@@ -175,11 +192,17 @@ impl Setup {
                     format!("{n} weights for {features} features"),
                 ));
             }
-            Some(
-                (0..n)
-                    .map(|_| r.i64("weight"))
-                    .collect::<Result<Vec<_>>>()?,
-            )
+            let weights = (0..n)
+                .map(|_| r.i64("weight"))
+                .collect::<Result<Vec<_>>>()?;
+            // Quantized weights are codes of at most 16 bits.
+            if let Some(w) = weights.iter().find(|w| w.unsigned_abs() > MAX_WEIGHT) {
+                return Err(ProtocolError::wire(
+                    "setup",
+                    format!("weight {w} is outside ±{MAX_WEIGHT} (16-bit codes)"),
+                ));
+            }
+            Some(weights)
         } else {
             None
         };
@@ -247,6 +270,7 @@ impl Gallery {
     pub fn encode<'a>(
         kind: Artifact,
         params: &Params,
+        deployment: u64,
         users: usize,
         units: impl ExactSizeIterator<Item = (UnitId, &'a [u8])>,
     ) -> Vec<u8> {
@@ -255,7 +279,7 @@ impl Gallery {
         for (id, bytes) in units {
             w.u64(id.group as u64).u64(id.feature as u64).bytes(bytes);
         }
-        wire::seal(kind, params.fingerprint(), &w.finish())
+        wire::seal(kind, params.fingerprint(), deployment, &w.finish())
     }
 
     /// Opens the envelope and lists the units without parsing any ciphertext.
@@ -313,6 +337,7 @@ impl Ciphertexts {
     pub fn encode(
         kind: Artifact,
         params: &Params,
+        deployment: u64,
         extra: u64,
         items: &[(usize, Ciphertext)],
     ) -> Vec<u8> {
@@ -321,7 +346,7 @@ impl Ciphertexts {
         for (index, ct) in items {
             w.u64(*index as u64).ciphertext(ct);
         }
-        wire::seal(kind, params.fingerprint(), &w.finish())
+        wire::seal(kind, params.fingerprint(), deployment, &w.finish())
     }
 
     /// Parses them back, each with `components` polynomials.
@@ -345,5 +370,27 @@ impl Ciphertexts {
         }
         r.finish()?;
         Ok((extra, items))
+    }
+}
+
+/// Main server → cluster: drop the deployment's keys and gallery.
+pub struct Reset;
+
+impl Reset {
+    /// A reset of deployment `deployment`.
+    pub fn encode(params: &Params, deployment: u64) -> Vec<u8> {
+        wire::seal(Artifact::Reset, params.fingerprint(), deployment, &[])
+    }
+
+    /// Checks a reset envelope (it carries no payload).
+    pub fn decode(bytes: &[u8], params: &Params) -> Result<()> {
+        let payload = wire::open(bytes, Artifact::Reset, params.fingerprint())?;
+        if !payload.is_empty() {
+            return Err(ProtocolError::wire(
+                "reset",
+                "carries an unexpected payload",
+            ));
+        }
+        Ok(())
     }
 }

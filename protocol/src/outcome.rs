@@ -85,8 +85,10 @@ impl Decision {
 pub struct StageTimings {
     /// Client: quantize, encode and encrypt the query.
     pub encrypt: Duration,
-    /// Client serializes, main server checks the envelope.
-    pub upload: Duration,
+    /// Client serializes the query; main server checks its envelope. No transfer is in
+    /// this stage: with the in-process transport no byte crosses a network (the sizes are
+    /// in [`Traffic`]).
+    pub serialize_query: Duration,
     /// Each cluster's evaluation (compute only, reported by the cluster), by cluster index;
     /// clusters with no shard report zero.
     pub cluster_eval: Vec<Duration>,
@@ -97,8 +99,9 @@ pub struct StageTimings {
     pub gather: Duration,
     /// Main server packs / sums results into as few ciphertexts as the layout allows.
     pub compress: Duration,
-    /// Main server serializes the results; client opens and parses them.
-    pub download: Duration,
+    /// Main server serializes the results; client opens and parses them (no transfer, as
+    /// for `serialize_query`).
+    pub serialize_results: Duration,
     /// Client decrypts and decodes.
     pub decrypt: Duration,
     /// Client reads scores out of slots, thresholds and ranks.
@@ -109,11 +112,11 @@ impl StageTimings {
     /// End-to-end latency: the sum of the sequential stages.
     pub fn total(&self) -> Duration {
         self.encrypt
-            + self.upload
+            + self.serialize_query
             + self.clusters_wall
             + self.gather
             + self.compress
-            + self.download
+            + self.serialize_results
             + self.decrypt
             + self.decide
     }
@@ -160,8 +163,10 @@ pub struct MatchOutcome {
 pub struct EnrolmentReport {
     /// Users enrolled.
     pub users: usize,
-    /// Client: secret key and evaluation keys.
+    /// Client: secret key and evaluation keys (each counted once).
     pub keygen: Duration,
+    /// Main server checks the evaluation material and every cluster stores it.
+    pub setup_distribute: Duration,
     /// Sizes of the evaluation material handed to the servers.
     pub setup: SetupSizes,
     /// Client: quantize, pack and encrypt the gallery.

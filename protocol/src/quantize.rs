@@ -30,11 +30,7 @@ pub struct Quantizer {
 impl Quantizer {
     /// A quantizer with an explicit scale.
     pub fn new(bits: u32, scale: f32) -> Result<Self> {
-        if !(2..=16).contains(&bits) {
-            return Err(ProtocolError::Input(format!(
-                "quantization bits must be in 2..=16, got {bits}"
-            )));
-        }
+        crate::limits::check_bits("template", bits)?;
         if !(scale.is_finite() && scale > 0.0) {
             return Err(ProtocolError::Input(format!(
                 "quantization scale must be a positive finite number, got {scale}"
@@ -46,6 +42,7 @@ impl Quantizer {
     /// Chooses the scale so that the calibration statistic of `samples` lands on the
     /// largest positive code.
     pub fn calibrate(samples: &[f32], bits: u32, calibration: Calibration) -> Result<Self> {
+        crate::limits::check_bits("quantization", bits)?;
         if samples.is_empty() {
             return Err(ProtocolError::Input(
                 "cannot calibrate a quantizer on an empty sample set".into(),
@@ -74,6 +71,18 @@ impl Quantizer {
             return Err(ProtocolError::Input(
                 "calibration samples are all zero: no scale can be derived".into(),
             ));
+        }
+        Self::new(bits, Self::max_code_for(bits) as f32 / reference)
+    }
+
+    /// The quantizer that maps |`reference`| to the largest code (a model's calibration
+    /// statistic, e.g. the 99.9th percentile of |template value| on training data).
+    pub fn for_reference(bits: u32, reference: f32) -> Result<Self> {
+        crate::limits::check_bits("template", bits)?;
+        if !(reference.is_finite() && reference > 0.0) {
+            return Err(ProtocolError::Input(format!(
+                "the calibration reference must be a positive finite number, got {reference}"
+            )));
         }
         Self::new(bits, Self::max_code_for(bits) as f32 / reference)
     }
@@ -122,8 +131,12 @@ pub struct MatchModel {
 impl MatchModel {
     /// Checks that the model can be used at all.
     pub fn validate(&self) -> Result<()> {
-        if self.weights.is_empty() {
-            return Err(ProtocolError::Input("model has no weights".into()));
+        if self.weights.is_empty() || self.weights.len() > crate::limits::MAX_FEATURES {
+            return Err(ProtocolError::Input(format!(
+                "model has {} weights; 1..={} are supported",
+                self.weights.len(),
+                crate::limits::MAX_FEATURES
+            )));
         }
         if self.weights.iter().any(|w| !w.is_finite()) || !self.bias.is_finite() {
             return Err(ProtocolError::Input(
@@ -179,6 +192,7 @@ impl QuantizedModel {
     /// Quantizes `model`; the weight scale maps the largest |wⱼ| to the largest code.
     pub fn new(model: &MatchModel, template: Quantizer, weight_bits: u32) -> Result<Self> {
         model.validate()?;
+        crate::limits::check_bits("weight", weight_bits)?;
         let weight = Quantizer::calibrate(&model.weights, weight_bits, Calibration::MaxAbs)?;
         let weights = weight.quantize_all(&model.weights);
         // logit ≥ L ⇔ Σ w (q−r)² ≥ L − c; scaled by s² (squared template scale) · s_w.

@@ -8,7 +8,7 @@ use crate::outcome::{Decision, EnrolmentReport, MatchOutcome, Scores, StageTimin
 use crate::params::ParamSpec;
 use crate::quantize::{MatchModel, QuantizedModel};
 use crate::roles::{Client, MainServer};
-use crate::transport::InProcess;
+use crate::transport::{Fault, Faulty, InProcess, Transport};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
@@ -100,6 +100,9 @@ pub struct SchemeConfig {
     pub measure_noise: bool,
     /// columnar only: which engine the cluster servers evaluate with.
     pub engine: ColumnarEngine,
+    /// Fault injection between the main server and the clusters (tests of the exactness
+    /// checks only; None in every measurement).
+    pub fault: Option<Fault>,
 }
 
 impl SchemeConfig {
@@ -112,6 +115,7 @@ impl SchemeConfig {
             clusters: 1,
             measure_noise: true,
             engine: ColumnarEngine::default(),
+            fault: None,
         }
     }
 
@@ -172,15 +176,21 @@ pub fn build_matcher(
                 },
                 _ => Layout::Columnar,
             };
+            crate::limits::check_clusters(config.clusters)?;
+            let params = spec.build()?;
+            // Key generation is the secret key here plus the evaluation keys inside
+            // `deploy` (timed there), each counted once.
             let start = Instant::now();
-            let client = Client::new(spec.build()?, layout, quantized.clone())?;
-            let mut matcher = EncryptedMatcher::with_engine(
+            let client = Client::new(params, layout, quantized.clone())?;
+            let secret_key = start.elapsed();
+            let mut matcher = EncryptedMatcher::deploy(
                 Arc::new(client),
                 config.clusters,
                 config.measure_noise,
                 config.engine,
+                config.fault,
             )?;
-            matcher.keygen += start.elapsed();
+            matcher.keygen += secret_key;
             Box::new(matcher)
         }
     })
@@ -190,6 +200,7 @@ fn check_gallery(gallery: &[Vec<f32>], features: usize) -> Result<()> {
     if gallery.is_empty() {
         return Err(ProtocolError::Input("cannot enrol an empty gallery".into()));
     }
+    crate::limits::check_users(gallery.len())?;
     if let Some((i, t)) = gallery
         .iter()
         .enumerate()
@@ -315,6 +326,7 @@ pub struct EncryptedMatcher {
     main: MainServer,
     measure_noise: bool,
     keygen: Duration,
+    setup_distribute: Duration,
     setup: crate::messages::SetupSizes,
     users: usize,
     engine: ResolvedEngine,
@@ -335,23 +347,46 @@ impl EncryptedMatcher {
         measure_noise: bool,
         engine: ColumnarEngine,
     ) -> Result<Self> {
+        Self::deploy(client, clusters, measure_noise, engine, None)
+    }
+
+    /// As [`EncryptedMatcher::with_engine`], with an optional fault injected between the
+    /// main server and the clusters (see [`Fault`]).
+    pub fn deploy(
+        client: Arc<Client>,
+        clusters: usize,
+        measure_noise: bool,
+        engine: ColumnarEngine,
+        fault: Option<Fault>,
+    ) -> Result<Self> {
+        crate::limits::check_clusters(clusters)?;
         let params = client.params().spec().build()?;
         let engine = match client.layout() {
             Layout::Columnar => engine.resolve(),
             Layout::BlindTouch { .. } => ColumnarEngine::Fhe.resolve(),
         };
-        let transport = InProcess::with_engine(&params, clusters, &engine)?;
-        let mut main = MainServer::new(params, Box::new(transport));
+        let mut transport: Box<dyn Transport> =
+            Box::new(InProcess::with_engine(&params, clusters, &engine)?);
+        if let Some(fault) = fault {
+            let components = client.layout().result_components();
+            transport = Box::new(Faulty::new(transport, params.clone(), components, fault));
+        }
+        let mut main = MainServer::new(params, transport);
+        // Evaluation keys are made once per client (cached): only the first deployment of a
+        // client pays for them, and only that time is key generation.
         let start = Instant::now();
         let (bytes, setup) = client.setup_message()?;
         let keygen = start.elapsed();
+        let start = Instant::now();
         main.setup(bytes)?;
+        let setup_distribute = start.elapsed();
         let setup = *setup;
         Ok(Self {
             client,
             main,
             measure_noise,
             keygen,
+            setup_distribute,
             setup,
             users: 0,
             engine,
@@ -389,6 +424,7 @@ impl Matcher for EncryptedMatcher {
         Ok(EnrolmentReport {
             users: gallery.len(),
             keygen: self.keygen,
+            setup_distribute: self.setup_distribute,
             setup: self.setup,
             encrypt,
             distribute,
@@ -416,7 +452,7 @@ impl Matcher for EncryptedMatcher {
         traffic.upload = upload.len();
 
         let (download, stats) = self.main.query(&upload)?;
-        timings.upload = serialize_query + stats.check;
+        timings.serialize_query = serialize_query + stats.check;
         timings.cluster_eval = stats.cluster_eval;
         timings.clusters_wall = stats.clusters_wall;
         timings.gather = stats.gather;
@@ -428,7 +464,7 @@ impl Matcher for EncryptedMatcher {
 
         let start = Instant::now();
         let results = self.client.open_results(&download)?;
-        timings.download = stats.serialize + start.elapsed();
+        timings.serialize_results = stats.serialize + start.elapsed();
 
         let start = Instant::now();
         let decoded = self.client.decrypt(&results)?;

@@ -23,7 +23,7 @@ pub struct SyntheticSet {
     pub gallery: Vec<Vec<f32>>,
     /// Probes, alternating genuine and impostor (genuine first).
     pub probes: Vec<Probe>,
-    /// Head weights (negative: a larger distance lowers the logit), bias and threshold.
+    /// Head weights (mostly negative, every fourth positive), bias and threshold.
     pub model: MatchModel,
 }
 
@@ -43,8 +43,18 @@ pub fn generate(
         |rng: &mut ChaCha8Rng| -> Vec<f32> { (0..features).map(|_| unit.sample(rng)).collect() };
     let gallery: Vec<Vec<f32>> = (0..users).map(|_| vector(&mut rng)).collect();
 
+    // Mostly negative weights (a larger distance lowers the logit), but every fourth one
+    // small and positive, as trained heads have (the committed model's FC-1 has 9 positive
+    // and 7 negative weights): every encrypted run then multiplies by both signs.
     let weights: Vec<f32> = (0..features)
-        .map(|_| -(0.5 + rng.random::<f32>()))
+        .map(|j| {
+            let u = rng.random::<f32>();
+            if j % 4 == 3 {
+                0.25 * u
+            } else {
+                -(0.5 + u)
+            }
+        })
         .collect();
     // Put the decision boundary at the geometric mean of the typical genuine (σ² per
     // feature) and impostor (2 per feature) weighted distances.
@@ -102,7 +112,8 @@ mod tests {
         assert_eq!(a.gallery.len(), 10);
         assert!(a.gallery.iter().all(|t| t.len() == 16));
         assert_eq!(a.probes.iter().filter(|p| p.identity.is_some()).count(), 2);
-        assert!(a.model.weights.iter().all(|&w| w < 0.0));
+        assert!(a.model.weights.iter().any(|&w| w < 0.0));
+        assert!(a.model.weights.iter().any(|&w| w > 0.0), "both signs");
     }
 
     #[test]

@@ -6,13 +6,25 @@
 //! is therefore sealed in an envelope:
 //!
 //! ```text
-//! magic "TSTN" | version u8 | kind u8 | parameter fingerprint u64 | payload length u64
-//! | payload checksum u64 (word-wise FNV-1a) | payload
+//! magic "TSTN" | version u8 | kind u8 | parameter fingerprint u64 | deployment id u64
+//! | payload length u64 | payload checksum u64 (word-wise FNV-1a) | payload
 //! ```
 //!
 //! so a foreign parameter set, a truncated message, a message of the wrong kind or a
-//! flipped bit is refused with a clear error before fhe.rs sees the bytes. The checksum
-//! detects accidents, not attacks: integrity against an adversary is the transport's job.
+//! flipped bit is refused with a clear error before fhe.rs sees the bytes. The deployment
+//! id names the client whose keys a message belongs to (derived from its secret key, see
+//! `Client::deployment`): servers bind to the id of the setup they accept and refuse
+//! enrolments and queries of any other client, so two clients' material never mixes.
+//!
+//! The checksum is FNV-1a: it detects accidents (truncation, bit rot, a wrong file), not
+//! tampering — anyone can recompute it. What a tamperer can still send is exactly what
+//! the decoders below must survive: every field that reaches fhe.rs or fhe-math
+//! (component counts, levels, polynomial representations, coefficient ranges, feature
+//! ids, lengths) is validated before use, and the seeded mutation fuzzer
+//! (`cargo run --release -p protocol --example fuzz_roles`) re-seals mutated messages so
+//! its mutations reach them. Authenticating who sent a message is not the envelope's job:
+//! between machines it belongs to the transport (TLS with client certificates), and a
+//! tampered ciphertext that decodes can at worst change scores, which only the client sees.
 
 use crate::error::{ProtocolError, Result};
 use fhe::bfv::{BfvParameters, Ciphertext};
@@ -21,8 +33,11 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 const MAGIC: &[u8; 4] = b"TSTN";
-const VERSION: u8 = 1;
-const HEADER_LEN: usize = 4 + 1 + 1 + 8 + 8 + 8;
+const VERSION: u8 = 2;
+const HEADER_LEN: usize = 4 + 1 + 1 + 8 + 8 + 8 + 8;
+/// Largest payload an envelope may announce (4 GiB: a 1,000,000-user columnar gallery is
+/// about 360 MB); a network transport allocates by this bound before reading.
+pub const MAX_PAYLOAD: u64 = 1 << 32;
 
 /// What an envelope holds; a role refuses an envelope of another kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,6 +55,8 @@ pub enum Artifact {
     ClusterResult = 5,
     /// The compressed results the client decrypts.
     Results = 6,
+    /// Main server → cluster: forget the deployment (keys and gallery).
+    Reset = 7,
 }
 
 impl Artifact {
@@ -51,6 +68,7 @@ impl Artifact {
             4 => Self::Query,
             5 => Self::ClusterResult,
             6 => Self::Results,
+            7 => Self::Reset,
             _ => return None,
         })
     }
@@ -64,6 +82,7 @@ impl Artifact {
             Self::Query => "query",
             Self::ClusterResult => "cluster result",
             Self::Results => "results",
+            Self::Reset => "reset",
         }
     }
 }
@@ -92,13 +111,14 @@ pub fn checksum(payload: &[u8]) -> u64 {
     (h ^ payload.len() as u64).wrapping_mul(FNV_PRIME)
 }
 
-/// Wraps a payload in an envelope.
-pub fn seal(kind: Artifact, fingerprint: u64, payload: &[u8]) -> Vec<u8> {
+/// Wraps a payload in an envelope of deployment `deployment`.
+pub fn seal(kind: Artifact, fingerprint: u64, deployment: u64, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
     out.extend_from_slice(MAGIC);
     out.push(VERSION);
     out.push(kind as u8);
     out.extend_from_slice(&fingerprint.to_le_bytes());
+    out.extend_from_slice(&deployment.to_le_bytes());
     out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
     out.extend_from_slice(&checksum(payload).to_le_bytes());
     out.extend_from_slice(payload);
@@ -115,6 +135,31 @@ pub fn peek(bytes: &[u8]) -> Result<Artifact> {
     }
     Artifact::from_byte(bytes[5])
         .ok_or_else(|| ProtocolError::wire("request", format!("unknown kind {}", bytes[5])))
+}
+
+/// The deployment id of a sealed message (after [`open`] or [`peek`] accepted it).
+pub fn deployment(bytes: &[u8]) -> Result<u64> {
+    if bytes.len() < HEADER_LEN {
+        return Err(ProtocolError::wire("request", "truncated header"));
+    }
+    Ok(u64::from_le_bytes(
+        bytes[14..22].try_into().expect("8 bytes"),
+    ))
+}
+
+/// Refuses a message of another deployment than `expected`.
+pub fn check_owner(bytes: &[u8], kind: Artifact, expected: u64) -> Result<()> {
+    let found = deployment(bytes)?;
+    if found != expected {
+        return Err(ProtocolError::wire(
+            kind.name(),
+            format!(
+                "belongs to deployment {found:016x}, but this deployment is {expected:016x} \
+                 (another client's keys; a server serves one client until it is reset)"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Checks an envelope and returns its payload.
@@ -167,7 +212,13 @@ pub fn open(bytes: &[u8], kind: Artifact, fingerprint: u64) -> Result<&[u8]> {
             ),
         ));
     }
-    let length = word(14);
+    let length = word(22);
+    if length > MAX_PAYLOAD {
+        return Err(ProtocolError::wire(
+            what,
+            format!("announces a {length}-byte payload, above the {MAX_PAYLOAD}-byte limit"),
+        ));
+    }
     let payload = &bytes[HEADER_LEN..];
     if payload.len() as u64 != length {
         return Err(ProtocolError::wire(
@@ -178,7 +229,7 @@ pub fn open(bytes: &[u8], kind: Artifact, fingerprint: u64) -> Result<&[u8]> {
             ),
         ));
     }
-    if checksum(payload) != word(22) {
+    if checksum(payload) != word(30) {
         return Err(ProtocolError::wire(
             what,
             "checksum mismatch: corrupted in transit",
@@ -334,14 +385,7 @@ pub fn decode_ciphertext(
                     format!("{field} has {} components, expected {n}", ct.len()),
                 ));
             }
-            // Every artifact of this protocol lives at the top level of the modulus chain.
-            let level = par.level_of_context(ct[0].ctx()).unwrap_or(usize::MAX);
-            if level != 0 {
-                return Err(ProtocolError::wire(
-                    what,
-                    format!("{field} is not at the top level"),
-                ));
-            }
+            check_ciphertext(what, field, &ct, par)?;
             Ok(ct)
         }
         Ok(Err(e)) => Err(ProtocolError::wire(what, format!("{field}: {e}"))),
@@ -350,6 +394,74 @@ pub fn decode_ciphertext(
             format!("{field}: malformed ciphertext"),
         )),
     }
+}
+
+/// What fhe.rs's deserializer does not check but its arithmetic assumes (and asserts on,
+/// or silently computes garbage with): every polynomial at the top level of the chain, in
+/// NTT representation (the serialized representation byte is taken as given, so an edited
+/// byte yields a PowerBasis or NttShoup polynomial that panics in the first subtraction),
+/// and every coefficient reduced modulo its prime (bit-packing allows values up to the next
+/// power of two).
+fn check_ciphertext(
+    what: &str,
+    field: &str,
+    ct: &Ciphertext,
+    par: &Arc<BfvParameters>,
+) -> Result<()> {
+    use fhe_math::rq::Representation;
+    if ct.len() < 2 || ct.len() > 3 {
+        return Err(ProtocolError::wire(
+            what,
+            format!(
+                "{field} has {} components; this protocol uses 2 or 3",
+                ct.len()
+            ),
+        ));
+    }
+    let top = par
+        .context_at_level(0)
+        .map_err(|e| ProtocolError::wire(what, e.to_string()))?;
+    let moduli = par.moduli();
+    for (i, poly) in ct.iter().enumerate() {
+        // Every artifact of this protocol lives at the top level of the modulus chain.
+        if poly.ctx() != top {
+            return Err(ProtocolError::wire(
+                what,
+                format!("{field} is not at the top level (component {i})"),
+            ));
+        }
+        if poly.representation() != &Representation::Ntt {
+            return Err(ProtocolError::wire(
+                what,
+                format!(
+                    "{field} component {i} is in {:?} representation; ciphertexts travel in Ntt",
+                    poly.representation()
+                ),
+            ));
+        }
+        let coefficients = poly.coefficients();
+        if coefficients.nrows() != moduli.len() || coefficients.ncols() != par.degree() {
+            return Err(ProtocolError::wire(
+                what,
+                format!(
+                    "{field} component {i} has {} × {} coefficients, expected {} × {}",
+                    coefficients.nrows(),
+                    coefficients.ncols(),
+                    moduli.len(),
+                    par.degree()
+                ),
+            ));
+        }
+        for (row, &q) in coefficients.outer_iter().zip(moduli) {
+            if row.iter().any(|&c| c >= q) {
+                return Err(ProtocolError::wire(
+                    what,
+                    format!("{field} component {i} holds a coefficient not reduced modulo {q}"),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Decodes an fhe.rs key (or any parametrized object) with panics turned into errors.
@@ -371,8 +483,14 @@ mod tests {
     #[test]
     fn round_trip_and_refusals() {
         let payload = b"hello ciphertexts".to_vec();
-        let sealed = seal(Artifact::Query, 42, &payload);
+        let sealed = seal(Artifact::Query, 42, 9, &payload);
         assert_eq!(open(&sealed, Artifact::Query, 42).unwrap(), &payload[..]);
+        assert_eq!(deployment(&sealed).unwrap(), 9);
+        assert!(check_owner(&sealed, Artifact::Query, 9).is_ok());
+        let e = check_owner(&sealed, Artifact::Query, 8)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("belongs to deployment 0000000000000009"), "{e}");
 
         let err = |bytes: &[u8], kind, fp| open(bytes, kind, fp).unwrap_err().to_string();
         assert!(err(&sealed, Artifact::Query, 7).contains("another parameter set"));

@@ -109,14 +109,24 @@ fn well_sealed_garbage_is_refused_without_panicking() {
     for j in 0..16 {
         w.u64(j).bytes(&[0xAB; 300]);
     }
-    let sealed = wire::seal(Artifact::Query, p.fingerprint(), &w.finish());
+    let sealed = wire::seal(
+        Artifact::Query,
+        p.fingerprint(),
+        client.deployment(),
+        &w.finish(),
+    );
     let msg = text(main.query(&sealed));
     assert!(msg.contains("cluster") && msg.contains("query"), "{msg}");
 
     // A ciphertext count announcing far more items than present.
     let mut w = Writer::new();
     w.u64(0).u64(1 << 40);
-    let sealed = wire::seal(Artifact::Query, p.fingerprint(), &w.finish());
+    let sealed = wire::seal(
+        Artifact::Query,
+        p.fingerprint(),
+        client.deployment(),
+        &w.finish(),
+    );
     assert!(text(main.query(&sealed)).contains("exceeds the limit"));
 
     // A columnar query with the wrong number of ciphertexts.
@@ -154,6 +164,7 @@ fn over_full_layouts_and_wrong_shapes_are_refused() {
     let over_full = Gallery::encode(
         Artifact::Enrolment,
         &p,
+        bt.deployment(),
         600,
         units[..1].iter().map(|u| (u.id.clone(), u.bytes)),
     );
@@ -163,6 +174,7 @@ fn over_full_layouts_and_wrong_shapes_are_refused() {
     let duplicated = Gallery::encode(
         Artifact::Enrolment,
         &p,
+        bt.deployment(),
         600,
         [&units[0], &units[0]].into_iter().map(|u| {
             (
@@ -205,7 +217,13 @@ fn roles_refuse_work_out_of_order() {
     let cluster = ClusterServer::new(params("col-8192"));
     let msg = text(cluster.handle(&query));
     assert!(msg.contains("query before setup"), "{msg}");
-    let results = Ciphertexts::encode(Artifact::Results, client.params(), 0, &[]);
+    let results = Ciphertexts::encode(
+        Artifact::Results,
+        client.params(),
+        client.deployment(),
+        0,
+        &[],
+    );
     assert!(text(cluster.handle(&results)).contains("accepts setup"));
     assert!(text(cluster.handle(b"hello")).contains("bad magic"));
 
@@ -262,6 +280,7 @@ impl protocol::transport::Transport for Misbehaving {
         Ok(Ciphertexts::encode(
             Artifact::ClusterResult,
             &self.params,
+            wire::deployment(&answer)?,
             nanos,
             &items,
         ))
@@ -298,4 +317,268 @@ fn misbehaving_clusters_are_errors_at_the_main_server() {
         let msg = text(main.query(&query));
         assert!(msg.contains(expected), "{mode}: {msg}");
     }
+}
+
+/// Re-seals `message` after replacing byte `offset` of its payload with `value` (what a
+/// tamperer who knows the format does: length and checksum stay valid).
+fn edited(message: &[u8], kind: Artifact, p: &Params, edit: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+    let mut payload = wire::open(message, kind, p.fingerprint()).unwrap().to_vec();
+    edit(&mut payload);
+    wire::seal(
+        kind,
+        p.fingerprint(),
+        wire::deployment(message).unwrap(),
+        &payload,
+    )
+}
+
+/// Offset of the representation byte of the first serialized polynomial (fhe-math `Rq`:
+/// field 1 = representation, field 2 = degree 8192) at or after `from`.
+fn representation_byte(payload: &[u8], from: usize) -> usize {
+    (from..payload.len() - 5)
+        .find(|&i| {
+            payload[i] == 0x08
+                && (1..=3).contains(&payload[i + 1])
+                && payload[i + 2..i + 5] == [0x10, 0x80, 0x40]
+        })
+        .map(|i| i + 1)
+        .expect("a serialized polynomial")
+}
+
+#[test]
+fn an_edited_polynomial_representation_is_refused_not_a_panic() {
+    let (client, main, set) = columnar_deployment();
+    let p = client.params().clone();
+    let query = client.query_message(&client.encrypt_query(&set.probes[0].template).unwrap());
+    // PowerBasis (1) and NttShoup (3) instead of Ntt (2): fhe-math used to assert
+    // "Incompatible representations" in the first subtraction.
+    for (value, name) in [(1u8, "PowerBasis"), (3, "NttShoup")] {
+        let bad = edited(&query, Artifact::Query, &p, |payload| {
+            let at = representation_byte(payload, 0);
+            payload[at] = value;
+        });
+        let msg = text(main.query(&bad));
+        assert!(
+            msg.contains(&format!("{name} representation")) && msg.contains("query"),
+            "{msg}"
+        );
+        let cluster = ClusterServer::new(params("col-8192"));
+        cluster.handle(&client.setup_message().unwrap().0).unwrap();
+        assert!(text(cluster.handle(&bad)).contains("representation"));
+    }
+
+    // The same on the way back: the client refuses results in another representation.
+    let (results, _) = main.query(&query).unwrap();
+    let bad = edited(&results, Artifact::Results, &p, |payload| {
+        let at = representation_byte(payload, 0);
+        payload[at] = 3;
+    });
+    let msg = text(client.open_results(&bad));
+    assert!(msg.contains("NttShoup representation"), "{msg}");
+}
+
+#[test]
+fn edited_evaluation_keys_are_refused_at_setup() {
+    let (_, m) = model();
+    let client = Client::new(
+        params("bt-8192"),
+        Layout::BlindTouch {
+            encrypted_weights: false,
+        },
+        m,
+    )
+    .unwrap();
+    let p = client.params().clone();
+    let setup = &client.setup_message().unwrap().0;
+    // The first polynomial after the 16 weights belongs to the relinearization key.
+    let bad = edited(setup, Artifact::Setup, &p, |payload| {
+        let at = representation_byte(payload, 8 * 20);
+        payload[at] = if payload[at] == 1 { 2 } else { 1 };
+    });
+    let cluster = ClusterServer::new(params("bt-8192"));
+    let msg = text(cluster.handle(&bad));
+    assert!(msg.contains("evaluation keys"), "{msg}");
+    let mut main = main_server("bt-8192", 2);
+    let msg = text(main.setup(&bad));
+    assert!(
+        msg.contains("cluster") && msg.contains("evaluation keys"),
+        "{msg}"
+    );
+    // The untouched setup still works.
+    cluster.handle(setup).unwrap();
+}
+
+#[test]
+fn shard_units_outside_the_layout_are_refused() {
+    let (set, m) = model();
+    let client = Client::new(params("col-8192"), Layout::Columnar, m).unwrap();
+    let p = client.params().clone();
+    let honest = client.enrolment_message(&set.gallery).unwrap();
+    let (_, units) = Gallery::decode_raw(&honest, Artifact::Enrolment, &p).unwrap();
+    for engine in [ColumnarEngine::Fhe, ColumnarEngine::Cpu] {
+        let cluster = ClusterServer::with_engine(params("col-8192"), engine.resolve());
+        // A shard before any setup.
+        let shard = Gallery::encode(
+            Artifact::Shard,
+            &p,
+            client.deployment(),
+            600,
+            units.iter().map(|u| (u.id.clone(), u.bytes)),
+        );
+        assert!(text(cluster.handle(&shard)).contains("before setup"));
+        cluster.handle(&client.setup_message().unwrap().0).unwrap();
+        // Feature 16 of a 16-feature model (used to index the query out of bounds).
+        let bad = Gallery::encode(
+            Artifact::Shard,
+            &p,
+            client.deployment(),
+            600,
+            [(
+                UnitId {
+                    group: 0,
+                    feature: 16,
+                },
+                units[0].bytes,
+            )]
+            .into_iter(),
+        );
+        let msg = text(cluster.handle(&bad));
+        assert!(
+            msg.contains("feature 16") && msg.contains("outside the layout"),
+            "{msg}"
+        );
+        // A group beyond what 600 users need, and a repeated unit.
+        let far = Gallery::encode(
+            Artifact::Shard,
+            &p,
+            client.deployment(),
+            600,
+            [(
+                UnitId {
+                    group: 1,
+                    feature: 0,
+                },
+                units[0].bytes,
+            )]
+            .into_iter(),
+        );
+        assert!(text(cluster.handle(&far)).contains("outside the layout"));
+        let twice = Gallery::encode(
+            Artifact::Shard,
+            &p,
+            client.deployment(),
+            600,
+            [&units[0], &units[0]]
+                .into_iter()
+                .map(|u| (u.id.clone(), u.bytes)),
+        );
+        assert!(text(cluster.handle(&twice)).contains("appears twice"));
+        // The honest shard is accepted and a query then works.
+        cluster.handle(&shard).unwrap();
+        let query = client.query_message(&client.encrypt_query(&set.probes[0].template).unwrap());
+        cluster.handle(&query).unwrap();
+    }
+}
+
+#[test]
+fn results_with_unexpected_or_repeated_indexes_are_refused_by_the_client() {
+    let (client, main, set) = columnar_deployment();
+    let query = client.query_message(&client.encrypt_query(&set.probes[0].template).unwrap());
+    let (results, _) = main.query(&query).unwrap();
+    let opened = client.open_results(&results).unwrap();
+    let decoded = client.decrypt(&opened).unwrap();
+    assert!(client.decide(&decoded, 600).is_ok());
+    let mut repeated = decoded.clone();
+    repeated.push(decoded[0].clone());
+    assert!(text(client.decide(&repeated, 600)).contains("unexpected or repeated"));
+    let mut far = decoded.clone();
+    far[0].0 = 7;
+    assert!(text(client.decide(&far, 600)).contains("result 7"));
+}
+
+#[test]
+fn absurd_sizes_are_refused_up_front() {
+    let (set, m) = model();
+    for clusters in [0, 65, 100_000] {
+        let mut config = SchemeConfig::new(SchemeKind::Columnar);
+        config.clusters = clusters;
+        let msg = text(build_matcher(&config, &set.model, &m));
+        assert!(
+            msg.contains("clusters must be in 1..=64"),
+            "{clusters}: {msg}"
+        );
+    }
+    assert!(text(InProcess::new(&params("col-8192"), 100_000)).contains("clusters"));
+    for bits in [0, 1, 17, 65] {
+        assert!(text(Quantizer::new(bits, 1.0)).contains("bits"), "{bits}");
+        assert!(
+            text(Quantizer::calibrate(&[1.0], bits, Calibration::MaxAbs)).contains("bits"),
+            "{bits}"
+        );
+        assert!(text(QuantizedModel::new(&set.model, m.template, bits)).contains("bits"));
+    }
+    let spec = SyntheticSpec::new(protocol::limits::MAX_USERS + 1, 1, 1);
+    assert!(text(Workload::synthetic(&spec)).contains("users"));
+}
+
+#[test]
+fn messages_of_another_client_are_refused_and_keys_change_only_after_a_reset() {
+    let (set, m) = model();
+    let a = Client::new(params("col-8192"), Layout::Columnar, m.clone()).unwrap();
+    let b = Client::new(params("col-8192"), Layout::Columnar, m).unwrap();
+    assert_ne!(a.deployment(), b.deployment());
+    let mut main = main_server("col-8192", 2);
+    main.setup(&a.setup_message().unwrap().0).unwrap();
+
+    // B's enrolment into A's deployment.
+    let msg = text(main.enrol(&b.enrolment_message(&set.gallery).unwrap()));
+    assert!(
+        msg.contains("belongs to deployment") && msg.contains("enrolment"),
+        "{msg}"
+    );
+    main.enrol(&a.enrolment_message(&set.gallery).unwrap())
+        .unwrap();
+    // B's query against A's gallery.
+    let probe = &set.probes[0].template;
+    let msg = text(main.query(&b.query_message(&b.encrypt_query(probe).unwrap())));
+    assert!(
+        msg.contains("belongs to deployment") && msg.contains("query"),
+        "{msg}"
+    );
+    // A's results are not B's.
+    let (results, _) = main
+        .query(&a.query_message(&a.encrypt_query(probe).unwrap()))
+        .unwrap();
+    assert!(text(b.open_results(&results)).contains("belongs to deployment"));
+    assert!(a.open_results(&results).is_ok());
+    // B cannot silently replace A's keys.
+    let msg = text(main.setup(&b.setup_message().unwrap().0));
+    assert!(msg.contains("explicit reset"), "{msg}");
+    let query = a.query_message(&a.encrypt_query(probe).unwrap());
+    assert!(main.query(&query).is_ok(), "A's deployment is intact");
+
+    // A reset hands the servers to B, and A's gallery is gone with A's keys.
+    main.reset().unwrap();
+    assert!(main.deployment_id().is_none());
+    main.setup(&b.setup_message().unwrap().0).unwrap();
+    assert!(
+        text(main.query(&b.query_message(&b.encrypt_query(probe).unwrap()))).contains("no gallery")
+    );
+    assert!(text(main.query(&query)).contains("belongs to deployment"));
+
+    // A cluster bound to A refuses B's setup and shards directly too.
+    let cluster = ClusterServer::new(params("col-8192"));
+    cluster.handle(&a.setup_message().unwrap().0).unwrap();
+    assert!(text(cluster.handle(&b.setup_message().unwrap().0)).contains("needs a reset"));
+    let p = a.params().clone();
+    let raw = b.enrolment_message(&set.gallery).unwrap();
+    let (users, units) = Gallery::decode_raw(&raw, Artifact::Enrolment, &p).unwrap();
+    let shard = Gallery::encode(
+        Artifact::Shard,
+        &p,
+        b.deployment(),
+        users,
+        units.iter().map(|u| (u.id.clone(), u.bytes)),
+    );
+    assert!(text(cluster.handle(&shard)).contains("belongs to deployment"));
 }

@@ -7,7 +7,7 @@ use crate::messages::{Ciphertexts, Gallery, Layout, Setup, SetupSizes, UnitId};
 use crate::outcome::Decision;
 use crate::params::Params;
 use crate::quantize::QuantizedModel;
-use crate::wire::Artifact;
+use crate::wire::{self, Artifact};
 use fhe::bfv::{
     Ciphertext, Encoding, EvaluationKeyBuilder, Plaintext, RelinearizationKey, SecretKey,
 };
@@ -21,6 +21,8 @@ pub struct Client {
     layout: Layout,
     model: QuantizedModel,
     secret_key: SecretKey,
+    /// Names this client's deployment in every envelope it seals (see [`Client::deployment`]).
+    deployment: u64,
     /// Evaluation keys belong to the secret key: made once, handed to any deployment.
     setup: OnceLock<(Vec<u8>, SetupSizes)>,
 }
@@ -39,13 +41,23 @@ impl Client {
             }
         }
         let secret_key = SecretKey::random(params.bfv(), &mut rand::rng());
+        let deployment = deployment_id(&secret_key);
         Ok(Self {
             params,
             layout,
             model,
             secret_key,
+            deployment,
             setup: OnceLock::new(),
         })
+    }
+
+    /// The deployment id: the first 8 bytes of SHA-256 over a domain tag and the secret
+    /// key. It is stable for a key (a client that reloads its key keeps its deployment),
+    /// distinct between keys, and reveals nothing about the key. Servers bind to it at
+    /// setup and refuse other clients' enrolments and queries.
+    pub fn deployment(&self) -> u64 {
+        self.deployment
     }
 
     /// The parameter set.
@@ -123,7 +135,7 @@ impl Client {
                 }
             }
         };
-        Ok(setup.encode(&self.params))
+        Ok(setup.encode(&self.params, self.deployment))
     }
 
     /// Quantizes, packs and encrypts the gallery (in parallel); sealed for the main server.
@@ -177,6 +189,7 @@ impl Client {
         Ok(Gallery::encode(
             Artifact::Enrolment,
             &self.params,
+            self.deployment,
             gallery.len(),
             units.iter().map(|(id, b)| (id.clone(), b.as_slice())),
         ))
@@ -212,13 +225,15 @@ impl Client {
 
     /// Seals encrypted query ciphertexts for the main server.
     pub fn query_message(&self, query: &[(usize, Ciphertext)]) -> Vec<u8> {
-        Ciphertexts::encode(Artifact::Query, &self.params, 0, query)
+        Ciphertexts::encode(Artifact::Query, &self.params, self.deployment, 0, query)
     }
 
-    /// Parses the main server's results.
+    /// Parses the main server's results (which must be this client's).
     pub fn open_results(&self, bytes: &[u8]) -> Result<Vec<(usize, Ciphertext)>> {
         let components = self.layout.result_components();
-        Ok(Ciphertexts::decode(bytes, Artifact::Results, &self.params, components)?.1)
+        let (_, results) = Ciphertexts::decode(bytes, Artifact::Results, &self.params, components)?;
+        wire::check_owner(bytes, Artifact::Results, self.deployment)?;
+        Ok(results)
     }
 
     /// Decrypts and decodes every result ciphertext (centred slot values), in parallel.
@@ -238,6 +253,26 @@ impl Client {
         decoded: &[(usize, Vec<i64>)],
         users: usize,
     ) -> Result<(Vec<i64>, Decision)> {
+        let expected = match self.layout {
+            Layout::BlindTouch { .. } => {
+                let layout = self.blindtouch()?;
+                layout
+                    .ciphertexts_for(users)
+                    .div_ceil(layout.compression_capacity())
+            }
+            Layout::Columnar => self.columnar()?.groups_for(users),
+        };
+        let mut seen = std::collections::BTreeSet::new();
+        for (index, _) in decoded {
+            if *index >= expected || !seen.insert(*index) {
+                return Err(ProtocolError::wire(
+                    "results",
+                    format!(
+                        "result {index} is unexpected or repeated ({expected} results for {users} users)"
+                    ),
+                ));
+            }
+        }
         let scores = match self.layout {
             Layout::BlindTouch { .. } => self.blindtouch()?.unpack_scores(decoded, users)?,
             Layout::Columnar => self.columnar()?.unpack_scores(decoded, users)?,
@@ -258,4 +293,14 @@ impl Client {
         }
         Ok(worst)
     }
+}
+
+/// SHA-256("touchstone deployment id v1" ‖ serialized secret key), first 8 bytes.
+fn deployment_id(secret_key: &SecretKey) -> u64 {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(b"touchstone deployment id v1");
+    h.update(secret_key.to_bytes());
+    let digest = h.finalize();
+    u64::from_le_bytes(digest[..8].try_into().expect("8 bytes"))
 }

@@ -5,12 +5,13 @@ use crate::engine::{ColumnarEngine, ResolvedEngine};
 use crate::error::{ProtocolError, Result};
 use crate::evaluate::{signed_sum, BlindTouchEvaluator, ColumnarEvaluator};
 use crate::fused::{FusedColumnar, StoredShard};
-use crate::messages::{Ciphertexts, Gallery, Layout, Setup, UnitId};
+use crate::layout::ColumnarLayout;
+use crate::messages::{Ciphertexts, Gallery, Layout, Reset, Setup, UnitId};
 use crate::params::Params;
 use crate::wire::{self, Artifact};
 use fhe::bfv::Ciphertext;
 use rayon::prelude::*;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::RwLock;
 use std::time::Instant;
 
@@ -22,8 +23,57 @@ enum Evaluator {
     Fused(FusedColumnar),
 }
 
+impl Evaluator {
+    /// Checks a shard's unit ids against the layout before anything indexes with them:
+    /// features in range (0 for blindtouch), groups within what `users` users need, and
+    /// no unit twice.
+    fn check_units(
+        &self,
+        params: &Params,
+        users: usize,
+        units: &[(UnitId, Ciphertext)],
+    ) -> Result<()> {
+        let (features, groups) = match self {
+            Evaluator::BlindTouch(e) => (1, e.layout().ciphertexts_for(users)),
+            Evaluator::Columnar(e) => (
+                e.features(),
+                ColumnarLayout::new(params.degree(), e.features())?.groups_for(users),
+            ),
+            Evaluator::Fused(f) => (
+                f.features(),
+                ColumnarLayout::new(params.degree(), f.features())?.groups_for(users),
+            ),
+        };
+        let mut seen = BTreeSet::new();
+        for (id, _) in units {
+            if id.feature >= features || id.group >= groups {
+                return Err(ProtocolError::wire(
+                    "gallery shard",
+                    format!(
+                        "unit (group {}, feature {}) is outside the layout: {groups} groups of \
+                         {features} ciphertexts for {users} users",
+                        id.group, id.feature
+                    ),
+                ));
+            }
+            if !seen.insert(id.clone()) {
+                return Err(ProtocolError::wire(
+                    "gallery shard",
+                    format!(
+                        "unit (group {}, feature {}) appears twice",
+                        id.group, id.feature
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 #[derive(Default)]
 struct State {
+    /// The deployment (client) the stored material belongs to.
+    deployment: Option<u64>,
     evaluator: Option<Evaluator>,
     units: Vec<(UnitId, Ciphertext)>,
     /// The shard as the fused engine holds it (extended, possibly on the GPU).
@@ -67,11 +117,22 @@ impl ClusterServer {
 
     /// Answers one request: `Setup` and `Shard` are stored and acknowledged; `Query` is
     /// evaluated and answered with a `ClusterResult` whose header is the evaluation time
-    /// in nanoseconds.
+    /// in nanoseconds. A setup replaces the evaluation material and drops any stored
+    /// shard (it was encrypted for other keys); a shard before any setup is refused.
     pub fn handle(&self, request: &[u8]) -> Result<Vec<u8>> {
         match wire::peek(request)? {
             Artifact::Setup => {
                 let setup = Setup::decode(request, &self.params)?;
+                let id = wire::deployment(request)?;
+                if let Some(current) = self.read().deployment.filter(|&d| d != id) {
+                    return Err(ProtocolError::state(
+                        ROLE,
+                        format!(
+                            "holds deployment {current:016x}; a setup from deployment {id:016x} \
+                             needs a reset first"
+                        ),
+                    ));
+                }
                 let evaluator = match setup.layout {
                     Layout::BlindTouch { .. } => Evaluator::BlindTouch(Box::new(
                         BlindTouchEvaluator::new(&self.params, setup)?,
@@ -90,43 +151,59 @@ impl ClusterServer {
                         }
                     },
                 };
-                let mut state = self.write();
-                state.stored = match &evaluator {
-                    Evaluator::Fused(f) if !state.units.is_empty() => Some(f.store(&state.units)?),
-                    _ => None,
+                *self.write() = State {
+                    deployment: Some(id),
+                    evaluator: Some(evaluator),
+                    units: Vec::new(),
+                    stored: None,
                 };
-                state.evaluator = Some(evaluator);
-                Ok(self.ack())
+                Ok(self.ack(id))
             }
             Artifact::Shard => {
-                let (_, units) = Gallery::decode(request, Artifact::Shard, &self.params)?;
+                let (users, units) = Gallery::decode(request, Artifact::Shard, &self.params)?;
                 let mut state = self.write();
-                state.stored = match &state.evaluator {
-                    Some(Evaluator::Fused(f)) => Some(f.store(&units)?),
+                let (Some(id), Some(evaluator)) = (state.deployment, state.evaluator.as_ref())
+                else {
+                    return Err(ProtocolError::state(ROLE, "gallery shard before setup"));
+                };
+                wire::check_owner(request, Artifact::Shard, id)?;
+                evaluator.check_units(&self.params, users, &units)?;
+                state.stored = match evaluator {
+                    Evaluator::Fused(f) => Some(f.store(&units)?),
                     _ => None,
                 };
                 state.units = units;
-                Ok(self.ack())
+                Ok(self.ack(id))
             }
             Artifact::Query => self.evaluate(request),
+            Artifact::Reset => {
+                Reset::decode(request, &self.params)?;
+                let mut state = self.write();
+                let Some(id) = state.deployment else {
+                    return Ok(self.ack(wire::deployment(request)?));
+                };
+                wire::check_owner(request, Artifact::Reset, id)?;
+                *state = State::default();
+                Ok(self.ack(id))
+            }
             other => Err(ProtocolError::wire(
                 other.name(),
-                "a cluster server accepts setup, gallery shard and query messages only",
+                "a cluster server accepts setup, gallery shard, query and reset messages only",
             )),
         }
     }
 
-    fn ack(&self) -> Vec<u8> {
-        Ciphertexts::encode(Artifact::ClusterResult, &self.params, 0, &[])
+    fn ack(&self, deployment: u64) -> Vec<u8> {
+        Ciphertexts::encode(Artifact::ClusterResult, &self.params, deployment, 0, &[])
     }
 
     fn evaluate(&self, request: &[u8]) -> Result<Vec<u8>> {
         let state = self.read();
-        let evaluator = state
-            .evaluator
-            .as_ref()
-            .ok_or_else(|| ProtocolError::state(ROLE, "query before setup"))?;
+        let (Some(id), Some(evaluator)) = (state.deployment, state.evaluator.as_ref()) else {
+            return Err(ProtocolError::state(ROLE, "query before setup"));
+        };
         let (_, query) = Ciphertexts::decode(request, Artifact::Query, &self.params, 2)?;
+        wire::check_owner(request, Artifact::Query, id)?;
         let start = Instant::now();
         let results = match evaluator {
             Evaluator::BlindTouch(e) => {
@@ -173,6 +250,7 @@ impl ClusterServer {
         Ok(Ciphertexts::encode(
             Artifact::ClusterResult,
             &self.params,
+            id,
             nanos,
             &results,
         ))

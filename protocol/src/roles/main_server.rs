@@ -4,7 +4,7 @@
 
 use crate::error::{ProtocolError, Result};
 use crate::layout::{BlindTouchLayout, ColumnarLayout};
-use crate::messages::{Ciphertexts, Gallery, Layout, Setup, UnitId};
+use crate::messages::{Ciphertexts, Gallery, Layout, Reset, Setup, UnitId};
 use crate::params::Params;
 use crate::transport::Transport;
 use crate::wire::{self, Artifact};
@@ -48,6 +48,8 @@ pub struct QueryStats {
 }
 
 struct Deployment {
+    /// The client this server serves (see `Client::deployment`).
+    id: u64,
     layout: Layout,
     features: usize,
 }
@@ -119,17 +121,60 @@ impl MainServer {
             .collect()
     }
 
-    /// Checks the client's evaluation material and hands it to every cluster.
+    /// Checks the client's evaluation material and hands it to every cluster. The server
+    /// then serves that client only: a setup from another client is refused until
+    /// [`MainServer::reset`]. A new setup from the same client replaces the material and
+    /// drops the gallery (enrol again after it).
     pub fn setup(&mut self, bytes: &[u8]) -> Result<()> {
         let setup = Setup::decode(bytes, &self.params)?;
+        let id = wire::deployment(bytes)?;
+        if let Some(current) = &self.deployment {
+            if current.id != id {
+                return Err(ProtocolError::state(
+                    ROLE,
+                    format!(
+                        "serves deployment {:016x}; a setup from deployment {id:016x} (another \
+                         client) needs an explicit reset first, which drops the current keys \
+                         and gallery",
+                        current.id
+                    ),
+                ));
+            }
+        }
         let targets: Vec<(usize, &[u8])> =
             (0..self.transport.clusters()).map(|c| (c, bytes)).collect();
         Self::all_ok(self.fan_out(&targets))?;
         self.deployment = Some(Deployment {
+            id,
             layout: setup.layout,
             features: setup.features,
         });
+        self.shards = vec![0; self.transport.clusters()];
+        self.users = 0;
         Ok(())
+    }
+
+    /// Forgets the deployment: every cluster drops its keys and gallery, and the server
+    /// accepts a setup from any client again. What an operator does to hand the servers
+    /// to another client; it is never triggered by a client's message.
+    pub fn reset(&mut self) -> Result<()> {
+        let Some(current) = &self.deployment else {
+            return Ok(());
+        };
+        let message = Reset::encode(&self.params, current.id);
+        let targets: Vec<(usize, &[u8])> = (0..self.transport.clusters())
+            .map(|c| (c, message.as_slice()))
+            .collect();
+        Self::all_ok(self.fan_out(&targets))?;
+        self.deployment = None;
+        self.shards = vec![0; self.transport.clusters()];
+        self.users = 0;
+        Ok(())
+    }
+
+    /// The deployment this server serves, if any.
+    pub fn deployment_id(&self) -> Option<u64> {
+        self.deployment.as_ref().map(|d| d.id)
     }
 
     fn deployment(&self) -> Result<&Deployment> {
@@ -162,6 +207,8 @@ impl MainServer {
     /// Replaces any earlier gallery.
     pub fn enrol(&mut self, bytes: &[u8]) -> Result<ShardSummary> {
         let (users, mut units) = Gallery::decode_raw(bytes, Artifact::Enrolment, &self.params)?;
+        let id = self.deployment()?.id;
+        wire::check_owner(bytes, Artifact::Enrolment, id)?;
         units.sort_by(|a, b| a.id.cmp(&b.id));
         let expected = self.expected_units(users)?;
         let found: Vec<&UnitId> = units.iter().map(|u| &u.id).collect();
@@ -186,6 +233,7 @@ impl MainServer {
             let message = Gallery::encode(
                 Artifact::Shard,
                 &self.params,
+                id,
                 users,
                 shard.iter().map(|u| (u.id.clone(), u.bytes)),
             );
@@ -202,13 +250,14 @@ impl MainServer {
     /// Evaluates a query on every cluster holding a shard and returns sealed results.
     pub fn query(&self, bytes: &[u8]) -> Result<(Vec<u8>, QueryStats)> {
         let deployment = self.deployment()?;
-        if self.users == 0 {
-            return Err(ProtocolError::state(ROLE, "no gallery enrolled"));
-        }
         let mut stats = QueryStats::default();
         let start = Instant::now();
         wire::open(bytes, Artifact::Query, self.params.fingerprint())?;
+        wire::check_owner(bytes, Artifact::Query, deployment.id)?;
         stats.check = start.elapsed();
+        if self.users == 0 {
+            return Err(ProtocolError::state(ROLE, "no gallery enrolled"));
+        }
 
         let targets: Vec<(usize, &[u8])> = (0..self.shards.len())
             .filter(|&c| self.shards[c] > 0)
@@ -227,6 +276,7 @@ impl MainServer {
             stats.gather_bytes += answer.len();
             let (nanos, items) =
                 Ciphertexts::decode(answer, Artifact::ClusterResult, &self.params, components)?;
+            wire::check_owner(answer, Artifact::ClusterResult, deployment.id)?;
             stats.cluster_eval[*c] = Duration::from_nanos(nanos);
             evaluated.extend(items);
         }
@@ -238,7 +288,8 @@ impl MainServer {
         stats.result_ciphertexts = results.len();
 
         let start = Instant::now();
-        let sealed = Ciphertexts::encode(Artifact::Results, &self.params, 0, &results);
+        let sealed =
+            Ciphertexts::encode(Artifact::Results, &self.params, deployment.id, 0, &results);
         stats.serialize = start.elapsed();
         Ok((sealed, stats))
     }
