@@ -102,6 +102,40 @@ impl Table {
     }
 }
 
+/// Verification and 1:N metrics side by side, one column per scheme.
+pub fn accuracy_table(columns: &[(String, &train::evaluation::Accuracy)]) -> Table {
+    let pct = |v: f64| format!("{:.2}%", 100.0 * v);
+    let mut header = vec!["test metric".to_string()];
+    header.extend(columns.iter().map(|(name, _)| name.clone()));
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
+    let mut t = Table::new(&header);
+    type Pick = fn(&train::evaluation::Accuracy) -> f64;
+    let rows: [(&str, Pick); 10] = [
+        ("accuracy", |a| a.verification.accuracy),
+        ("precision", |a| a.verification.precision),
+        ("recall", |a| a.verification.recall),
+        ("F1", |a| a.verification.f1),
+        ("EER", |a| a.verification.eer),
+        ("FNMR @ FMR 1%", |a| a.verification.fnmr_at_fmr_1pct),
+        ("FNMR @ FMR 0.1%", |a| a.verification.fnmr_at_fmr_01pct),
+        ("rank-1 (1:N)", |a| a.rank1),
+        ("rank-5 (1:N)", |a| a.rank5),
+        ("ROC AUC", |a| a.verification.roc_auc),
+    ];
+    for (name, pick) in rows {
+        let mut cells = vec![name.to_string()];
+        cells.extend(columns.iter().map(|(_, a)| {
+            if name == "ROC AUC" {
+                format!("{:.4}", pick(a))
+            } else {
+                pct(pick(a))
+            }
+        }));
+        t.row(cells);
+    }
+    t
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,8 +9,7 @@ use kernels::{FusedPlan, RnsBasis};
 use protocol::messages::Layout;
 use protocol::roles::Client;
 use protocol::{
-    synthetic, Calibration, ColumnarEngine, EncryptedMatcher, Matcher, ParamSpec, QuantizedModel,
-    Quantizer,
+    ColumnarEngine, EncryptedMatcher, Matcher, ParamSpec, Reference, SyntheticSpec, Tally, Workload,
 };
 use serde::Serialize;
 use std::path::PathBuf;
@@ -87,9 +86,8 @@ pub fn run(args: &GpuBenchArgs) -> Result<()> {
     println!("device: {}", backend.device());
 
     let start = Instant::now();
-    let set = synthetic::generate(args.users, args.probes, 16, 0.2, args.seed);
-    let q = Quantizer::calibrate(&set.calibration_samples(), 8, Calibration::Quantile(0.999))?;
-    let model = QuantizedModel::new(&set.model, q, 8)?;
+    let workload = Workload::synthetic(&SyntheticSpec::new(args.users, args.probes, args.seed))?;
+    let model = workload.quantized.clone();
     let params = ParamSpec::preset(&args.params)?.build()?;
     let par = params.bfv().clone();
     let client = Arc::new(Client::new(params, Layout::Columnar, model.clone())?);
@@ -100,24 +98,21 @@ pub fn run(args: &GpuBenchArgs) -> Result<()> {
         duration(start.elapsed())
     );
     let start = Instant::now();
-    let report = matcher.enrol(&set.gallery).context("enrolling")?;
+    let report = matcher.enrol(&workload.gallery).context("enrolling")?;
     let enrol = start.elapsed();
     println!("enrolled (encrypt + extend + store) in {}", duration(enrol));
 
-    let gallery_q: Vec<Vec<i64>> = set.gallery.iter().map(|t| model.quantize(t)).collect();
-    let (mut totals, mut evals, mut budgets, mut exact) = (vec![], vec![], vec![], true);
-    for probe in &set.probes {
+    let reference = Reference::of(&workload);
+    let mut tally = Tally::default();
+    let (mut totals, mut evals, mut budgets) = (vec![], vec![], vec![]);
+    for probe in &workload.probes {
         let outcome = matcher.identify(&probe.template)?;
         totals.push(outcome.timings.total());
         evals.push(outcome.timings.clusters_wall);
         budgets.push(outcome.noise_budget_bits.unwrap_or(f64::NAN));
-        let qp = model.quantize(&probe.template);
-        let got = outcome.scores.integers().context("integer scores")?;
-        exact &= got
-            .iter()
-            .zip(&gallery_q)
-            .all(|(s, r)| *s == model.score(&qp, r));
+        tally.check(&reference, &probe.template, &outcome);
     }
+    let exact = tally.is_exact();
 
     let plan = FusedPlan::new(par.degree(), par.moduli(), par.plaintext(), &model.weights)?;
     let groups = args.users.div_ceil(par.degree());
@@ -171,8 +166,6 @@ pub fn run(args: &GpuBenchArgs) -> Result<()> {
     let json = serde_json::to_string_pretty(&out)?;
     std::fs::write(&args.out, &json).with_context(|| format!("writing {}", args.out.display()))?;
     println!("{json}");
-    if !exact {
-        bail!("decrypted scores differ from the plaintext integer scores");
-    }
+    tally.require_exact("gpu-bench")?;
     Ok(())
 }

@@ -1,31 +1,35 @@
-//! `touchstone match`: one encrypted 1:N deployment on seeded synthetic templates, with
-//! a stage table and an exactness check against the plaintext integer scores.
+//! `touchstone match`: one encrypted 1:N deployment, on seeded synthetic templates or on a
+//! trained model's test-split templates (`--model DIR --data DIR`), with a stage table and
+//! an exactness check of every decrypted score against the plaintext integer score.
 
-use crate::format::{bytes, duration, median, Table};
-use anyhow::{bail, Context, Result};
+use crate::format::{accuracy_table, bytes, duration, median, Table};
+use anyhow::{Context, Result};
 use clap::Args;
-use protocol::synthetic;
+use protocol::transport::Fault;
 use protocol::{
-    build_matcher, Calibration, ColumnarEngine, MatchOutcome, ParamSpec, QuantizedModel, Quantizer,
-    SchemeConfig, SchemeKind,
+    build_matcher, ColumnarEngine, MatchOutcome, ParamSpec, Reference, SchemeConfig, SchemeKind,
+    SyntheticSpec, Tally, Workload,
 };
-use std::time::Duration;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use train::evaluation::{self, Accuracy, ScoreMatrix, TestSet};
 
 #[derive(Args, Debug)]
 pub struct MatchArgs {
     /// plain, quantized, blindtouch or columnar.
     #[arg(long, default_value = "columnar")]
     scheme: SchemeKind,
-    /// Enrolled users.
-    #[arg(long, default_value_t = 5000)]
-    users: usize,
+    /// Enrolled users (synthetic templates; default 5000).
+    #[arg(long, conflicts_with = "model")]
+    users: Option<usize>,
     /// Cluster servers.
     #[arg(long, default_value_t = 3)]
     clusters: usize,
-    /// Probes (alternating genuine and impostor).
-    #[arg(long, default_value_t = 4)]
-    probes: usize,
-    /// Seed of the synthetic templates and model.
+    /// Probes, alternating genuine and impostor (synthetic templates; default 4).
+    #[arg(long, conflicts_with = "model")]
+    probes: Option<usize>,
+    /// Seed of the synthetic templates and head, or of the model run's augmented probes
+    /// and impostor pairs.
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Parameter preset (see `touchstone params`); default: the scheme's own.
@@ -37,37 +41,55 @@ pub struct MatchArgs {
     /// columnar: evaluation engine — fhe (fhe.rs per operation), cpu or cuda (fused kernel).
     #[arg(long, default_value = "cpu")]
     engine: ColumnarEngine,
-    /// Template length.
-    #[arg(long, default_value_t = 16)]
-    features: usize,
-    /// Standard deviation of the noise on genuine probes.
-    #[arg(long, default_value_t = 0.2)]
-    noise: f32,
-    /// Template quantization bits.
-    #[arg(long, default_value_t = 8)]
+    /// Template length (synthetic templates; default 16).
+    #[arg(long, conflicts_with = "model")]
+    features: Option<usize>,
+    /// Standard deviation of the noise on genuine probes (synthetic templates; finite,
+    /// ≥ 0; default 0.2).
+    #[arg(long, conflicts_with = "model", allow_negative_numbers = true)]
+    noise: Option<f32>,
+    /// Template quantization bits (2..=16).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(2..=16))]
     bits: u32,
-    /// Weight quantization bits.
-    #[arg(long, default_value_t = 8)]
+    /// Weight quantization bits (2..=16; with --model the weights use --bits).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(2..=16), conflicts_with = "model")]
     weight_bits: u32,
+    /// A model folder: enrol its test split's templates and identify every probe of the
+    /// evaluation protocol (needs --data); accuracy then comes from this scheme's scores.
+    #[arg(long, requires = "data")]
+    model: Option<PathBuf>,
+    /// The dataset the model is evaluated on (SOCOFing, PolyU or synthetic layout).
+    #[arg(long, requires = "model")]
+    data: Option<PathBuf>,
+    /// Split seed (the model's training split, to evaluate on its test part).
+    #[arg(long, default_value_t = 42)]
+    split_seed: u64,
+    /// Fault injection to check the exactness gate: cluster 0 shifts its first result by
+    /// +1 (a homomorphic plaintext addition), so the run must fail.
+    #[arg(long, hide = true)]
+    inject_fault: bool,
 }
 
 pub fn run(args: &MatchArgs) -> Result<()> {
-    if args.users == 0 || args.probes == 0 {
-        bail!("--users and --probes must be at least 1");
-    }
-    let set = synthetic::generate(
-        args.users,
-        args.probes,
-        args.features,
-        args.noise,
-        args.seed,
-    );
-    let template = Quantizer::calibrate(
-        &set.calibration_samples(),
-        args.bits,
-        Calibration::Quantile(0.999),
-    )?;
-    let model = QuantizedModel::new(&set.model, template, args.weight_bits)?;
+    let test = match (&args.model, &args.data) {
+        (Some(model), Some(data)) => Some(
+            TestSet::load(model, data, args.split_seed, args.seed, None)
+                .with_context(|| format!("evaluating {} on {}", model.display(), data.display()))?,
+        ),
+        _ => None,
+    };
+    let workload = match &test {
+        Some(test) => test.workload(args.bits)?,
+        None => Workload::synthetic(&SyntheticSpec {
+            users: args.users.unwrap_or(5000),
+            probes: args.probes.unwrap_or(4),
+            features: args.features.unwrap_or(16),
+            noise: args.noise.unwrap_or(0.2),
+            seed: args.seed,
+            bits: args.bits,
+            weight_bits: args.weight_bits,
+        })?,
+    };
     let config = SchemeConfig {
         kind: args.scheme,
         params: args.params.as_deref().map(ParamSpec::preset).transpose()?,
@@ -75,12 +97,13 @@ pub fn run(args: &MatchArgs) -> Result<()> {
         clusters: args.clusters,
         measure_noise: true,
         engine: args.engine,
+        fault: args.inject_fault.then_some(Fault::ShiftFirstResult),
     };
     let spec = config.param_spec()?;
     let params = spec.as_ref().map(|s| s.build()).transpose()?;
 
     println!(
-        "touchstone match · scheme {}{}{} · {} users · {} clusters · {} probes · seed {}",
+        "touchstone match · scheme {}{}{} · {} users · {} clusters · {} probes · {} templates{}",
         args.scheme,
         if args.scheme == SchemeKind::Columnar {
             format!(" (engine {})", args.engine)
@@ -92,10 +115,14 @@ pub fn run(args: &MatchArgs) -> Result<()> {
         } else {
             ""
         },
-        args.users,
+        workload.users(),
         args.clusters,
-        args.probes,
-        args.seed
+        workload.probes.len(),
+        workload.source.label(),
+        match &workload.source {
+            protocol::Source::Synthetic { seed } => format!(" (seed {seed})"),
+            protocol::Source::Model { description } => format!(": {description}"),
+        }
     );
     if let Some(p) = &params {
         println!(
@@ -114,45 +141,25 @@ pub fn run(args: &MatchArgs) -> Result<()> {
         );
     }
 
-    let mut matcher = build_matcher(&config, &set.model, &model).context("building the scheme")?;
+    let mut matcher = build_matcher(&config, &workload.model, &workload.quantized)
+        .context("building the scheme")?;
     let enrolment = matcher
-        .enrol(&set.gallery)
+        .enrol(&workload.gallery)
         .context("enrolling the gallery")?;
-    let mut outcomes = Vec::with_capacity(set.probes.len());
-    for (i, probe) in set.probes.iter().enumerate() {
-        outcomes.push(
-            matcher
-                .identify(&probe.template)
-                .with_context(|| format!("probe {i}"))?,
-        );
-    }
-
-    // Exactness and accuracy against the plaintext references.
-    let gallery_q: Vec<Vec<i64>> = set.gallery.iter().map(|t| model.quantize(t)).collect();
-    let (mut exact, mut compared, mut ranking_equal) = (0usize, 0usize, 0usize);
-    let (mut genuine_hits, mut genuine, mut impostor_rejects, mut impostors) = (0, 0, 0, 0);
-    for (probe, outcome) in set.probes.iter().zip(&outcomes) {
-        if let Some(got) = outcome.scores.integers() {
-            let q = model.quantize(&probe.template);
-            let expected: Vec<i64> = gallery_q.iter().map(|r| model.score(&q, r)).collect();
-            exact += got.iter().zip(&expected).filter(|(a, b)| a == b).count();
-            compared += expected.len();
-            let reference = protocol::Decision::from_integers(&expected, model.threshold_score);
-            ranking_equal += usize::from(reference == outcome.decision);
+    let reference = Reference::of(&workload);
+    let mut tally = Tally::default();
+    let mut outcomes = Vec::with_capacity(workload.probes.len());
+    let start = Instant::now();
+    for (i, probe) in workload.probes.iter().enumerate() {
+        let outcome = matcher
+            .identify(&probe.template)
+            .with_context(|| format!("probe {i}"))?;
+        if args.scheme != SchemeKind::Plain {
+            tally.check(&reference, &probe.template, &outcome);
         }
-        match probe.identity {
-            Some(id) => {
-                genuine += 1;
-                genuine_hits += usize::from(
-                    outcome.decision.best() == Some(id) && outcome.decision.accepted.contains(&id),
-                );
-            }
-            None => {
-                impostors += 1;
-                impostor_rejects += usize::from(outcome.decision.accepted.is_empty());
-            }
-        }
+        outcomes.push(outcome);
     }
+    let identify_all = start.elapsed();
 
     if let Some(why) = &enrolment.engine_fallback {
         println!("note: {why}");
@@ -168,22 +175,66 @@ pub fn run(args: &MatchArgs) -> Result<()> {
         let min = budgets.iter().copied().fold(f64::INFINITY, f64::min);
         println!("\nnoise budget left (min over probes and result ciphertexts): {min:.1} bits");
     }
+    match &test {
+        Some(test) => {
+            let matrix = ScoreMatrix {
+                rows: outcomes
+                    .iter()
+                    .map(|o| (0..o.scores.len()).map(|u| o.scores.get(u)).collect())
+                    .collect(),
+                integer: args.scheme != SchemeKind::Plain,
+                exactness: None,
+                noise_budget_bits: None,
+            };
+            let accuracy = Accuracy::of(test, &matrix, evaluation::threshold(&workload, &matrix));
+            println!(
+                "\naccuracy from this scheme's own {} scores ({} pairs, {} mated 1:N searches; {} queries in {}):\n{}",
+                if args.scheme.encrypted() { "decrypted" } else { "plaintext" },
+                test.pairs.len(),
+                test.images,
+                outcomes.len(),
+                duration(identify_all),
+                accuracy_table(&[(args.scheme.to_string(), &accuracy)]).render()
+            );
+        }
+        None => print_synthetic_accuracy(&workload, &outcomes),
+    }
+    if tally.probes > 0 {
+        println!(
+            "exact: {} — {} of {} decrypted scores equal the plaintext integer scores; \
+             decisions and rankings equal for {} of {} probes",
+            if tally.is_exact() { "YES" } else { "NO" },
+            tally.scores_checked - tally.scores_differing,
+            tally.scores_checked,
+            tally.probes - tally.decisions_differing,
+            tally.probes
+        );
+        tally.require_exact(args.scheme.name())?;
+    }
+    Ok(())
+}
+
+/// Synthetic probes know their identity: genuine ones should rank it first and be
+/// accepted, impostors should be rejected by everyone.
+fn print_synthetic_accuracy(workload: &Workload, outcomes: &[MatchOutcome]) {
+    let (mut genuine_hits, mut genuine, mut impostor_rejects, mut impostors) = (0, 0, 0, 0);
+    for (probe, outcome) in workload.probes.iter().zip(outcomes) {
+        match probe.identity {
+            Some(id) => {
+                genuine += 1;
+                genuine_hits += usize::from(
+                    outcome.decision.best() == Some(id) && outcome.decision.accepted.contains(&id),
+                );
+            }
+            None => {
+                impostors += 1;
+                impostor_rejects += usize::from(outcome.decision.accepted.is_empty());
+            }
+        }
+    }
     println!(
         "accuracy: genuine probes matched and accepted {genuine_hits}/{genuine}, impostors rejected {impostor_rejects}/{impostors}"
     );
-    if compared > 0 {
-        let all = exact == compared && ranking_equal == outcomes.len();
-        println!(
-            "exact: {} — {exact} of {compared} decrypted scores equal the plaintext integer scores; \
-             decisions and rankings equal for {ranking_equal} of {} probes",
-            if all { "YES" } else { "NO" },
-            outcomes.len()
-        );
-        if !all {
-            bail!("encrypted scores differ from the plaintext integer scores");
-        }
-    }
-    Ok(())
 }
 
 fn print_setup(e: &protocol::EnrolmentReport) {
@@ -191,6 +242,10 @@ fn print_setup(e: &protocol::EnrolmentReport) {
     t.row(vec![
         "keygen (secret + evaluation keys)".into(),
         duration(e.keygen),
+    ]);
+    t.row(vec![
+        "setup distribute (servers)".into(),
+        duration(e.setup_distribute),
     ]);
     t.row(vec![
         "evaluation material to servers".into(),
@@ -246,7 +301,9 @@ fn print_stages(outcomes: &[MatchOutcome], clusters: usize) {
         t.row(vec![name, m, r]);
     };
     add("client encrypt".into(), &|o| o.timings.encrypt);
-    add("upload".into(), &|o| o.timings.upload);
+    add("serialize query (no transfer)".into(), &|o| {
+        o.timings.serialize_query
+    });
     let reported = outcomes[0].timings.cluster_eval.len();
     for c in 0..reported.min(clusters.max(1)) {
         add(format!("  cluster {c} eval"), &|o| {
@@ -258,7 +315,9 @@ fn print_stages(outcomes: &[MatchOutcome], clusters: usize) {
     });
     add("gather".into(), &|o| o.timings.gather);
     add("compress".into(), &|o| o.timings.compress);
-    add("download".into(), &|o| o.timings.download);
+    add("serialize results (no transfer)".into(), &|o| {
+        o.timings.serialize_results
+    });
     add("decrypt".into(), &|o| o.timings.decrypt);
     add("decide".into(), &|o| o.timings.decide);
     add("total".into(), &|o| o.timings.total());

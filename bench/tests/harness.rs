@@ -214,3 +214,323 @@ fn config_errors_are_reported_with_their_location() {
         text(&out)
     );
 }
+
+/// Runs the tiny config until `rows` rows exist; returns the run folder.
+fn partial_run(tmp: &Path, rows: usize) -> PathBuf {
+    std::fs::write(tmp.join("tiny.yaml"), CONFIG).unwrap();
+    let max = rows.to_string();
+    let o = touchstone(&["run", "tiny.yaml", "--quiet", "--max-rows", &max], tmp);
+    assert!(o.status.success(), "{}", text(&o));
+    run_dir(tmp)
+}
+
+#[test]
+fn foreign_duplicate_and_contradictory_rows_are_refused_with_their_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = partial_run(tmp.path(), 4);
+    let log_path = dir.join("rows.jsonl");
+    let original = std::fs::read_to_string(&log_path).unwrap();
+    let lines: Vec<&str> = original.lines().collect();
+    let edit = |line: &str, f: &dyn Fn(&mut serde_json::Value)| {
+        let mut v: serde_json::Value = serde_json::from_str(line).unwrap();
+        f(&mut v);
+        serde_json::to_string(&v).unwrap()
+    };
+    let cases: Vec<(String, &str)> = vec![
+        // A row appended twice.
+        (
+            format!("{original}{}\n", lines[0]),
+            "rows.jsonl:5: duplicate of line 1",
+        ),
+        // A row whose point says users=5000 under the key of users=8.
+        (
+            original.replacen(
+                lines[1],
+                &edit(lines[1], &|v| v["point"]["users"] = 5000.into()),
+                1,
+            ),
+            "rows.jsonl:2: key",
+        ),
+        // A row of another config.
+        (
+            original.replacen(
+                lines[2],
+                &edit(lines[2], &|v| v["config_hash"] = "0123456789abcdef".into()),
+                1,
+            ),
+            "rows.jsonl:3: row from another config",
+        ),
+        // A consistent row for a point the sweep does not have (never run).
+        (
+            original.replacen(
+                lines[3],
+                &edit(lines[3], &|v| {
+                    v["point"]["users"] = 5000.into();
+                    let key = v["key"]
+                        .as_str()
+                        .unwrap()
+                        .replace("users=8 ", "users=5000 ");
+                    v["key"] = key.into();
+                }),
+                1,
+            ),
+            "not in this config's sweep",
+        ),
+        // A complete last line that is not a row is an error, not a torn write.
+        (
+            format!("{original}{{\"oops\": 1}}\n"),
+            "rows.jsonl:5: not a valid row",
+        ),
+    ];
+    for (log, expected) in cases {
+        std::fs::write(&log_path, &log).unwrap();
+        let o = touchstone(&["run", "tiny.yaml", "--quiet", "--resume"], tmp.path());
+        assert!(!o.status.success(), "{expected}: {}", text(&o));
+        assert!(text(&o).contains(expected), "{expected}: {}", text(&o));
+        // `report` refuses the same log and never rewrites it.
+        let r = touchstone(&["report", dir.to_str().unwrap()], tmp.path());
+        assert!(
+            !r.status.success() && text(&r).contains(expected),
+            "{}",
+            text(&r)
+        );
+        assert_eq!(std::fs::read_to_string(&log_path).unwrap(), log);
+    }
+
+    // A torn last line: report leaves it alone, resume repairs and reruns it.
+    let torn = format!("{original}{}", &lines[0][..30]);
+    std::fs::write(&log_path, &torn).unwrap();
+    let r = touchstone(&["report", dir.to_str().unwrap()], tmp.path());
+    assert!(r.status.success(), "{}", text(&r));
+    assert!(text(&r).contains("torn row"), "{}", text(&r));
+    assert_eq!(std::fs::read_to_string(&log_path).unwrap(), torn);
+    let o = touchstone(&["run", "tiny.yaml", "--quiet", "--resume"], tmp.path());
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(keys(&dir).len(), 12);
+}
+
+#[test]
+fn a_process_killed_while_repairing_the_log_or_writing_the_manifest_loses_no_row() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = partial_run(tmp.path(), 5);
+    let log_path = dir.join("rows.jsonl");
+    let mut log = std::fs::read_to_string(&log_path).unwrap();
+    log.push_str(&log.clone()[..40]);
+    std::fs::write(&log_path, &log).unwrap();
+    let manifest = std::fs::read_to_string(dir.join("manifest.json")).unwrap();
+
+    // Killed in the middle of the torn-line repair (temporary written, not yet renamed).
+    let crash = |file: &str| {
+        Command::new(env!("CARGO_BIN_EXE_touchstone"))
+            .args(["run", "tiny.yaml", "--quiet", "--resume"])
+            .current_dir(tmp.path())
+            .env("TOUCHSTONE_TEST_CRASH_BEFORE_RENAME", file)
+            .output()
+            .unwrap()
+    };
+    let o = crash("rows.jsonl");
+    assert!(!o.status.success(), "the injected crash happened");
+    assert_eq!(
+        std::fs::read_to_string(&log_path).unwrap(),
+        log,
+        "log untouched"
+    );
+    assert_eq!(keys_complete(&log_path), 5);
+
+    // Killed while rewriting the manifest: the old one is still whole.
+    let o = crash("manifest.json");
+    assert!(!o.status.success());
+    let now: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap())
+            .expect("manifest.json is still a whole JSON document");
+    let before: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+    assert_eq!(now["config_hash"], before["config_hash"]);
+
+    // The next resume finishes with every point exactly once.
+    let o = touchstone(&["run", "tiny.yaml", "--quiet", "--resume"], tmp.path());
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("5 done"), "{}", text(&o));
+    let mut got = keys(&dir);
+    got.sort();
+    got.dedup();
+    assert_eq!(got.len(), 12);
+    assert_eq!(keys(&dir).len(), 12, "no duplicates");
+}
+
+/// Complete lines of a log (a torn last line not counted).
+fn keys_complete(path: &Path) -> usize {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .split_inclusive('\n')
+        .filter(|l| l.ends_with('\n'))
+        .count()
+}
+
+#[test]
+fn names_leaving_the_results_folder_and_absurd_sweeps_are_refused_up_front() {
+    let tmp = tempfile::tempdir().unwrap();
+    let body = "matching:\n  scheme: plain\n  users: 8\n  probes: 1\noutputs:\n  dir: out\n";
+    let cases: Vec<(String, &str)> = vec![
+        (format!("name: ../escape\n{body}"), "field `name`"),
+        (format!("name: /tmp/absolute\n{body}"), "field `name`"),
+        (format!("name: \"a\\u202Eb\"\n{body}"), "U+202E"),
+        (format!("name: \"tab\\there\"\n{body}"), "field `name`"),
+        (
+            "name: huge\nseed: [1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47,48,49,50,51,52,53,54,55,56,57,58,59,60,61,62,63,64,65,66,67,68,69,70,71,72,73,74,75,76,77,78,79,80,81,82,83,84,85,86,87,88,89,90,91,92,93,94,95,96,97,98,99,100]\nmatching:\n  scheme: [plain, quantized, blindtouch, columnar]\n  users: [1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47,48,49,50,51,52,53,54,55,56,57,58,59,60,61,62,63,64,65,66,67,68,69,70,71,72,73,74,75,76,77,78,79,80,81,82,83,84,85,86,87,88,89,90,91,92,93,94,95,96,97,98,99,100]\n  clusters: [1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47,48,49,50,51,52,53,54,55,56,57,58,59,60,61,62,63,64]\n  probes: [1,2,3,4,5,6,7,8,9,10]\noutputs:\n  dir: out\n".to_string(),
+            "the sweep expands to",
+        ),
+        (
+            format!("name: t\nrepetitions: 18446744073709551615\n{body}"),
+            "field `repetitions`",
+        ),
+        (
+            "name: t\nmatching:\n  scheme: columnar\n  users: 8\n  bits: [8, 0]\n".to_string(),
+            "t.yaml:5: field `matching.bits`",
+        ),
+        (
+            "name: t\nmatching:\n  scheme: columnar\n  users: 8\n  bits: 65\n".to_string(),
+            "field `matching.bits`",
+        ),
+        (
+            "name: t\nmatching:\n  scheme: columnar\n  users: 8\n  params: [col-8192, nope]\n".to_string(),
+            "t.yaml:5: field `matching.params`",
+        ),
+        (
+            "name: t\nmatching:\n  scheme: columnar\n  users: [8, 0]\n".to_string(),
+            "field `matching.users`",
+        ),
+        (
+            "name: t\nmatching:\n  scheme: columnar\n  users: 8\n  clusters: 100000\n".to_string(),
+            "clusters must be in 1..=64",
+        ),
+        (
+            format!("name: t\nmatching: {}1{}\n", "[".repeat(100_000), "]".repeat(100_000)),
+            "nests collections",
+        ),
+    ];
+    for (config, expected) in cases {
+        std::fs::write(tmp.path().join("t.yaml"), &config).unwrap();
+        let start = std::time::Instant::now();
+        let o = touchstone(&["run", "t.yaml", "--quiet"], tmp.path());
+        let took = start.elapsed();
+        assert!(!o.status.success(), "{expected}: {}", text(&o));
+        assert!(text(&o).contains(expected), "{expected}: {}", text(&o));
+        // Refused before any run folder was made.
+        assert!(
+            !tmp.path().join("out").exists(),
+            "{expected}: a run folder was made"
+        );
+        assert!(!tmp.path().join("results").exists(), "{expected}");
+        let _ = took;
+    }
+    assert!(!tmp.path().parent().unwrap().join("escape").exists());
+}
+
+#[test]
+fn match_refuses_non_finite_or_negative_noise_and_bad_bits() {
+    let tmp = tempfile::tempdir().unwrap();
+    for noise in ["inf", "NaN", "-1"] {
+        let o = touchstone(
+            &[
+                "match",
+                "--scheme",
+                "quantized",
+                "--users",
+                "4",
+                "--noise",
+                noise,
+            ],
+            tmp.path(),
+        );
+        assert!(!o.status.success(), "--noise {noise}");
+        assert!(text(&o).contains("noise"), "{noise}: {}", text(&o));
+    }
+    for bits in ["0", "1", "17", "65"] {
+        let o = touchstone(
+            &[
+                "match",
+                "--scheme",
+                "quantized",
+                "--users",
+                "4",
+                "--bits",
+                bits,
+            ],
+            tmp.path(),
+        );
+        assert!(!o.status.success(), "--bits {bits}");
+        assert!(text(&o).contains("bits"), "{bits}: {}", text(&o));
+    }
+    let o = touchstone(
+        &[
+            "match",
+            "--scheme",
+            "columnar",
+            "--users",
+            "4",
+            "--clusters",
+            "100000",
+        ],
+        tmp.path(),
+    );
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("clusters must be in 1..=64"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
+fn the_manifest_records_the_real_compiler_and_locked_crate_versions() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("tiny.yaml"),
+        CONFIG
+            .replace("seed: [1, 2]", "seed: 1")
+            .replace("[plain, quantized]", "[quantized, columnar]")
+            .replace("[8, 16, 24]", "[8]"),
+    )
+    .unwrap();
+    let o = touchstone(&["run", "tiny.yaml", "--quiet"], tmp.path());
+    assert!(o.status.success(), "{}", text(&o));
+    let dir = run_dir(tmp.path());
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
+    let version = |name: &str| -> String {
+        manifest["versions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|pair| pair[0] == name)
+            .unwrap_or_else(|| panic!("no {name} in {}", manifest["versions"]))[1]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    // The compiler that built this test binary is the one on PATH (CI and README use one
+    // toolchain); `rustc -V` is what the build script recorded.
+    let rustc = Command::new(std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into()))
+        .arg("-V")
+        .output()
+        .unwrap();
+    assert_eq!(
+        version("rustc"),
+        String::from_utf8_lossy(&rustc.stdout).trim()
+    );
+    // fhe's version as Cargo.lock pins it.
+    let lock = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.lock"))
+        .unwrap();
+    let locked = lock
+        .split("[[package]]")
+        .find(|block| block.contains("\nname = \"fhe\"\n"))
+        .and_then(|block| block.lines().find_map(|l| l.strip_prefix("version = \"")))
+        .map(|v| v.trim_end_matches('"').to_string())
+        .unwrap();
+    assert_eq!(version("fhe"), locked);
+    // The parameter set the columnar points used, with its moduli.
+    let params = manifest["params"].as_array().unwrap();
+    assert_eq!(params.len(), 1);
+    assert_eq!(params[0]["name"], "col-8192");
+    assert_eq!(params[0]["moduli"].as_array().unwrap().len(), 2);
+}

@@ -216,6 +216,7 @@ pub const AXES: [&str; 10] = [
 /// Parses `text` (read from `path`) and checks what serde cannot: the data and model
 /// choices, paths that must exist, zipped axes. Errors carry `path:line:column`.
 pub fn parse(text: &str, path: &Path) -> Result<ExperimentConfig> {
+    check_nesting(text, path)?;
     let de = serde_yaml::Deserializer::from_str(text);
     let config: ExperimentConfig = serde_path_to_error::deserialize(de).map_err(|e| {
         let field = e.path().to_string();
@@ -246,12 +247,15 @@ pub fn parse(text: &str, path: &Path) -> Result<ExperimentConfig> {
         anyhow!("{}{at}: field `{field}`: {message}", path.display())
     })?;
     let at = |key: &str| format!("{}:{}", path.display(), line_of(text, key));
-    if config.repetitions == 0 {
+    if config.repetitions == 0 || config.repetitions > MAX_REPETITIONS {
         bail!(
-            "{}: field `repetitions`: must be at least 1",
-            at("repetitions")
+            "{}: field `repetitions`: must be in 1..={MAX_REPETITIONS}, got {}",
+            at("repetitions"),
+            config.repetitions
         );
     }
+    check_name(&config.name).map_err(|e| anyhow!("{}: field `name`: {e}", at("name")))?;
+    check_axes(&config, &at)?;
     for name in &config.zip {
         if !AXES.contains(&name.as_str()) {
             bail!(
@@ -316,6 +320,164 @@ pub fn parse(text: &str, path: &Path) -> Result<ExperimentConfig> {
     Ok(config)
 }
 
+/// Timed repetitions of every probe: beyond this a run is a mistake, not a measurement.
+pub const MAX_REPETITIONS: usize = 1000;
+/// Points one sweep may expand to (checked before anything is expanded).
+pub const MAX_POINTS: usize = 100_000;
+/// Nesting of YAML collections a config may use (real configs use 3).
+pub const MAX_NESTING: usize = 32;
+
+/// Refuses absurdly nested YAML before the parser recurses into it: the deepest
+/// indentation level of block collections and the deepest `[`/`{` of flow collections.
+fn check_nesting(text: &str, path: &Path) -> Result<()> {
+    let mut indents: Vec<usize> = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let trimmed = line.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let indent = line.len() - trimmed.len();
+        while indents.last().is_some_and(|&d| d >= indent) {
+            indents.pop();
+        }
+        indents.push(indent);
+        // A block sequence item opens a level of its own ("- - - x").
+        let dashes = trimmed.split_whitespace().take_while(|t| *t == "-").count();
+        let mut flow = 0usize;
+        let mut deepest = 0usize;
+        for c in trimmed.chars() {
+            match c {
+                '[' | '{' => {
+                    flow += 1;
+                    deepest = deepest.max(flow);
+                }
+                ']' | '}' => flow = flow.saturating_sub(1),
+                '#' => break,
+                _ => {}
+            }
+        }
+        let depth = indents.len() + dashes + deepest;
+        if depth > MAX_NESTING {
+            bail!(
+                "{}:{}: the config nests collections {depth} levels deep; at most {MAX_NESTING} are supported",
+                path.display(),
+                i + 1
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The experiment's name becomes a folder under `outputs.dir`: it must be one plain,
+/// visible file name.
+pub fn check_name(name: &str) -> std::result::Result<(), String> {
+    if name.is_empty() || name.len() > 100 {
+        return Err(format!("must be 1 to 100 bytes long, got {}", name.len()));
+    }
+    if name == "." || name == ".." || name.starts_with('.') {
+        return Err(format!(
+            "`{name}` would be hidden or leave the results folder"
+        ));
+    }
+    if let Some(c) = name.chars().find(|&c| {
+        c == '/'
+            || c == '\\'
+            || c.is_control()
+            // Bidirectional controls and other invisible formatting characters.
+            || ('\u{200B}'..='\u{200F}').contains(&c)
+            || ('\u{202A}'..='\u{202E}').contains(&c)
+            || ('\u{2066}'..='\u{2069}').contains(&c)
+            || c == '\u{FEFF}'
+    }) {
+        return Err(format!(
+            "`{}` holds {:?} (U+{:04X}); use a plain file name (letters, digits, - _ .)",
+            name.escape_debug(),
+            c,
+            c as u32
+        ));
+    }
+    Ok(())
+}
+
+/// Every axis value, checked before any point runs: an invalid preset or bit width in a
+/// sweep is an error naming its line, not a failure an hour into the run.
+fn check_axes(config: &ExperimentConfig, at: &dyn Fn(&str) -> String) -> Result<()> {
+    use protocol::limits;
+    let m = &config.matching;
+    let each =
+        |key: &str, values: &[usize], check: fn(usize) -> protocol::Result<()>| -> Result<()> {
+            for &v in values {
+                check(v).map_err(|e| anyhow!("{}: field `matching.{key}`: {e}", at(key)))?;
+            }
+            Ok(())
+        };
+    each("users", &m.users.0, limits::check_users)?;
+    each("clusters", &m.clusters.0, limits::check_clusters)?;
+    each("probes", &m.probes.0, limits::check_probes)?;
+    for &bits in &m.bits.0 {
+        limits::check_bits("template", bits)
+            .map_err(|e| anyhow!("{}: field `matching.bits`: {e}", at("bits")))?;
+    }
+    // Whether each preset's t holds the scores of each bit width depends on the model's
+    // weights: `run` checks that for every point once the model is loaded, before the
+    // first point runs.
+    for name in m.params.0.iter().filter(|n| n.as_str() != "default") {
+        protocol::ParamSpec::preset(name)
+            .and_then(|spec| spec.build())
+            .map_err(|e| anyhow!("{}: field `matching.params`: {e}", at("params")))?;
+    }
+    if let Some(data) = &config.data {
+        for p in data
+            .preprocessing
+            .0
+            .iter()
+            .filter(|p| p.as_str() != "model")
+        {
+            datasets::preprocess::Pipeline::preset(p, 64)
+                .map_err(|e| anyhow!("{}: field `data.preprocessing`: {e}", at("preprocessing")))?;
+        }
+    }
+    // The size of the sweep, before anything is expanded (zipped axes count once).
+    let lengths: Vec<(&str, usize)> = vec![
+        ("seed", config.seed.0.len()),
+        (
+            "preprocessing",
+            config.data.as_ref().map_or(1, |d| d.preprocessing.0.len()),
+        ),
+        ("scheme", m.scheme.0.len()),
+        ("engine", m.engine.0.len()),
+        ("params", m.params.0.len()),
+        ("encrypted_weights", m.encrypted_weights.0.len()),
+        ("bits", m.bits.0.len()),
+        ("users", m.users.0.len()),
+        ("clusters", m.clusters.0.len()),
+        ("probes", m.probes.0.len()),
+    ];
+    let mut points: usize = 1;
+    let mut zipped = false;
+    for (name, len) in lengths {
+        if config.zip.iter().any(|z| z == name) {
+            if zipped {
+                continue;
+            }
+            zipped = true;
+        }
+        points = points.saturating_mul(len);
+    }
+    if points > MAX_POINTS {
+        bail!(
+            "{}: the sweep expands to {} points; at most {MAX_POINTS} are supported — split it into several configs",
+            at("matching"),
+            if points == usize::MAX {
+                "more than 2^64".to_string()
+            } else {
+                points.to_string()
+            }
+        );
+    }
+    Ok(())
+}
+
 /// Reads and parses a config file.
 pub fn read(path: &Path) -> Result<(ExperimentConfig, String)> {
     let text = std::fs::read_to_string(path)
@@ -351,7 +513,7 @@ fn line_of_path(text: &str, field: &str) -> Option<(usize, usize)> {
 
 /// 1-based line of the first `key:` in the text (1 when absent), for errors about values
 /// serde accepted.
-fn line_of(text: &str, key: &str) -> usize {
+pub fn line_of(text: &str, key: &str) -> usize {
     text.lines()
         .position(|l| l.trim_start().starts_with(&format!("{key}:")))
         .map_or(1, |i| i + 1)

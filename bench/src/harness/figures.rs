@@ -1,8 +1,8 @@
 //! The figures of a run. Each figure is computed as data first (tested: the numbers a
 //! figure shows are the rows' numbers) and then drawn with plotters as PNG (and SVG).
 
+use super::report::SchemeScores;
 use super::rows::{Row, STAGES};
-use crate::train_cmd::PairScores;
 use anyhow::{anyhow, Result};
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -379,7 +379,7 @@ fn bar_chart<DB: DrawingBackend>(
 /// run directory.
 pub fn draw_all(
     rows: &[Row],
-    scores: &BTreeMap<String, (String, PairScores)>,
+    scores: &BTreeMap<String, SchemeScores>,
     dir: &Path,
     svg: bool,
 ) -> Result<Vec<String>> {
@@ -439,14 +439,12 @@ pub fn draw_all(
     }
     if !scores.is_empty() {
         let mut curves = Vec::new();
-        for (prep, s) in scores.values() {
+        // One curve per scheme run: the encrypted schemes' curves lie exactly on the
+        // quantized one (their decrypted scores are equal), which the figure shows.
+        for s in scores.values() {
             curves.push(Series {
-                label: format!("{prep} · float"),
-                points: det(&s.genuine_float, &s.impostor_float),
-            });
-            curves.push(Series {
-                label: format!("{prep} · quantized"),
-                points: det(&s.genuine_quantized, &s.impostor_quantized),
+                label: format!("{} · {} · {}-bit", s.preprocessing, s.scheme, s.bits),
+                points: det(&s.scores.genuine, &s.scores.impostor),
             });
         }
         emit("det", &|a| det_chart(a, &curves), &|a| {
@@ -497,8 +495,10 @@ mod tests {
             max: total,
         });
         Row {
+            config_hash: "test".into(),
             key: point.key(),
             point,
+            templates: "synthetic".into(),
             params_name: "-".into(),
             engine_running: "cpu".into(),
             accuracy: None,

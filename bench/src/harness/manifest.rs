@@ -13,13 +13,122 @@ pub struct Manifest {
     pub config_hash: String,
     pub config: String,
     pub git_commit: String,
+    /// touchstone, the compiler (`rustc -V` at build time) and the locked versions of the
+    /// crates that determine results (from Cargo.lock at build time).
     pub versions: Vec<(String, String)>,
     pub machine: String,
     pub seeds: Vec<u64>,
+    /// The model folder and the SHA-256 of its files (None without a model).
+    #[serde(default)]
+    pub model: Option<Inputs>,
+    /// The dataset folder and the SHA-256 of its manifest (or of its file listing).
+    #[serde(default)]
+    pub dataset: Option<Inputs>,
+    /// Every parameter set the sweep uses: N, the ciphertext moduli and t.
+    #[serde(default)]
+    pub params: Vec<ParamRecord>,
     pub started: String,
     pub finished: Option<String>,
     pub rows: usize,
     pub wall_s: f64,
+}
+
+/// A folder a run read, and hashes that identify its contents.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Inputs {
+    pub path: String,
+    /// (file, sha256 hex) pairs.
+    pub sha256: Vec<(String, String)>,
+}
+
+/// One parameter set as built.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ParamRecord {
+    pub name: String,
+    pub degree: usize,
+    pub moduli: Vec<u64>,
+    pub plaintext: u64,
+    pub log2_q: f64,
+    pub insecure: bool,
+}
+
+/// The versions recorded at build time.
+pub fn versions() -> Vec<(String, String)> {
+    let mut v = vec![
+        (
+            "touchstone".to_string(),
+            env!("CARGO_PKG_VERSION").to_string(),
+        ),
+        ("rustc".to_string(), env!("TOUCHSTONE_RUSTC").to_string()),
+    ];
+    v.extend(env!("TOUCHSTONE_LOCKED").split(';').filter_map(|pair| {
+        pair.split_once('=')
+            .map(|(n, ver)| (n.to_string(), ver.to_string()))
+    }));
+    v
+}
+
+/// SHA-256 of a file, hex.
+fn sha256_file(path: &Path) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    let bytes = std::fs::read(path).with_context(|| format!("hashing {}", path.display()))?;
+    Ok(format!("{:x}", Sha256::digest(&bytes)))
+}
+
+/// The model folder's weights and head.
+pub fn model_inputs(dir: &Path) -> Result<Inputs> {
+    let mut sha256 = Vec::new();
+    for file in ["model.mpk", "head.json"] {
+        sha256.push((file.to_string(), sha256_file(&dir.join(file))?));
+    }
+    Ok(Inputs {
+        path: dir.display().to_string(),
+        sha256,
+    })
+}
+
+/// A dataset folder: the hash of its manifest.json (synthetic sets), else of its sorted
+/// file listing with sizes (reading every image would cost more than the run).
+pub fn dataset_inputs(dir: &Path) -> Result<Inputs> {
+    use sha2::{Digest, Sha256};
+    let manifest = dir.join("manifest.json");
+    let sha256 = if manifest.is_file() {
+        vec![("manifest.json".to_string(), sha256_file(&manifest)?)]
+    } else {
+        let mut files = Vec::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for entry in
+                std::fs::read_dir(&d).with_context(|| format!("listing {}", d.display()))?
+            {
+                let entry = entry?;
+                let path = entry.path();
+                if entry.file_type()?.is_dir() {
+                    stack.push(path);
+                } else {
+                    let rel = path
+                        .strip_prefix(dir)
+                        .unwrap_or(&path)
+                        .display()
+                        .to_string();
+                    files.push((rel, entry.metadata()?.len()));
+                }
+            }
+        }
+        files.sort();
+        let mut h = Sha256::new();
+        for (name, len) in &files {
+            h.update(format!("{name}\t{len}\n").as_bytes());
+        }
+        vec![(
+            format!("listing of {} files", files.len()),
+            format!("{:x}", h.finalize()),
+        )]
+    };
+    Ok(Inputs {
+        path: dir.display().to_string(),
+        sha256,
+    })
 }
 
 impl Manifest {
@@ -30,20 +139,12 @@ impl Manifest {
             config_hash: hash(text),
             config: text.to_string(),
             git_commit: git_commit(),
-            versions: vec![
-                ("touchstone".into(), env!("CARGO_PKG_VERSION").into()),
-                ("fhe.rs".into(), "0.1.1".into()),
-                ("burn".into(), "0.21.0".into()),
-                ("polars".into(), "0.55".into()),
-                (
-                    "rustc".into(),
-                    option_env!("RUSTC_VERSION")
-                        .unwrap_or("see rust-toolchain")
-                        .into(),
-                ),
-            ],
+            versions: versions(),
             machine: super::machine::describe(),
             seeds: config.seed.0.clone(),
+            model: None,
+            dataset: None,
+            params: Vec::new(),
             started: timestamp(),
             finished: None,
             rows: 0,
@@ -70,9 +171,10 @@ impl Manifest {
         }
     }
 
+    /// Replaces manifest.json atomically (a run killed mid-write keeps the old one).
     pub fn write(&self, dir: &Path) -> Result<()> {
         let path = dir.join("manifest.json");
-        std::fs::write(&path, serde_json::to_string_pretty(self)?)
+        super::atomic::write(&path, serde_json::to_string_pretty(self)?.as_bytes())
             .with_context(|| format!("writing {}", path.display()))
     }
 }

@@ -3,6 +3,7 @@
 //! ([`report`], [`figures`]), provenance ([`manifest`]) and the regression gate
 //! ([`regress`]).
 
+pub mod atomic;
 pub mod config;
 pub mod figures;
 pub mod machine;

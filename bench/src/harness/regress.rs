@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 fn load(dir: &Path) -> Result<Vec<Row>> {
-    let rows = rows::read_log(&dir.join("rows.jsonl"))?;
+    let (_, rows) = super::report::load(dir)?;
     if rows.is_empty() {
         bail!("{} holds no rows (is it a run directory?)", dir.display());
     }

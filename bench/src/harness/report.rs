@@ -4,16 +4,40 @@
 use super::config::ExperimentConfig;
 use super::figures;
 use super::rows::{self, Row, STAGES};
+use super::sweep::Point;
 use crate::format::Table;
-use crate::train_cmd::PairScores;
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::path::Path;
+use train::evaluation::PairScores;
 
-/// File holding the verification-pair scores of one (preprocessing, bits) evaluation.
-pub fn scores_file(preprocessing: &str, bits: u32) -> String {
-    let safe: String = preprocessing
+/// The verification-pair scores one accuracy run produced, as written next to the rows
+/// (for DET curves).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct SchemeScores {
+    pub scheme: String,
+    pub preprocessing: String,
+    pub bits: u32,
+    pub seed: u64,
+    pub scores: PairScores,
+}
+
+/// File holding the verification-pair scores of one accuracy run: one per scheme
+/// configuration, named by the point's accuracy key (users and probes left out).
+pub fn scores_file(point: &Point) -> String {
+    let key = format!(
+        "{}-{}-{}-{}-{}-{}bit-seed{}-c{}",
+        point.scheme,
+        point.engine_label(),
+        point.params,
+        if point.encrypted_weights { "ew" } else { "pw" },
+        point.preprocessing,
+        point.bits,
+        point.seed,
+        point.clusters
+    );
+    let safe: String = key
         .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' {
@@ -23,26 +47,58 @@ pub fn scores_file(preprocessing: &str, bits: u32) -> String {
             }
         })
         .collect();
-    format!("scores-{safe}-{bits}bit.json")
+    format!("scores/{safe}.json")
 }
 
-/// Re-renders a run directory from its rows.
-pub fn render(dir: &Path, config: &ExperimentConfig) -> Result<()> {
-    let rows = rows::read_log(&dir.join("rows.jsonl"))?;
+/// A run directory's config and rows, read without changing anything: the rows are
+/// checked against the manifest's config (hash, sweep, keys, duplicates) and a torn last
+/// line is left out (and left in the file; only a resumed run repairs it).
+pub fn load(dir: &Path) -> Result<(ExperimentConfig, Vec<Row>)> {
+    let man = super::manifest::Manifest::read(dir)?.with_context(|| {
+        format!(
+            "{} has no manifest.json (is it a run directory?)",
+            dir.display()
+        )
+    })?;
+    let config = super::config::parse(&man.config, Path::new(&man.config_path))?;
+    let keys = super::sweep::expand(&config)?
+        .iter()
+        .map(Point::key)
+        .collect();
+    let log = rows::read_log(
+        &dir.join("rows.jsonl"),
+        &rows::Expect {
+            config_hash: &man.config_hash,
+            keys: &keys,
+        },
+    )?;
+    if let Some(line) = log.torn {
+        eprintln!(
+            "note: {}:{line} is a torn row (left out; `touchstone run --resume` repairs and reruns it)",
+            dir.join("rows.jsonl").display()
+        );
+    }
+    Ok((config, log.rows))
+}
+
+/// Re-renders a run directory from its rows (never modifying rows.jsonl).
+pub fn render(dir: &Path) -> Result<()> {
+    let (config, rows) = load(dir)?;
+    let config = &config;
     if rows.is_empty() {
         anyhow::bail!("{} has no finished rows", dir.display());
     }
     rows::export(&rows, dir)?;
     let mut scores = BTreeMap::new();
     for row in &rows {
-        let name = scores_file(&row.point.preprocessing, row.point.bits);
+        let name = scores_file(&row.point);
         if scores.contains_key(&name) {
             continue;
         }
         if let Ok(text) = std::fs::read_to_string(dir.join(&name)) {
-            let s: PairScores =
+            let s: SchemeScores =
                 serde_json::from_str(&text).with_context(|| format!("parsing {name}"))?;
-            scores.insert(name, (row.point.preprocessing.clone(), s));
+            scores.insert(name, s);
         }
     }
     let figure_dir = dir.join("figures");
@@ -74,11 +130,13 @@ fn kb(bytes: usize) -> String {
     crate::format::bytes(bytes)
 }
 
-/// The accuracy table: one line per (preprocessing, scheme).
+/// The accuracy table: one line per scheme configuration (every axis but users and
+/// probes), each computed from that scheme's own scores on the test templates.
 pub fn accuracy_table(rows: &[Row]) -> Option<Table> {
     let mut t = Table::new(&[
         "preprocessing",
         "scheme",
+        "engine",
         "accuracy",
         "precision",
         "recall",
@@ -87,19 +145,31 @@ pub fn accuracy_table(rows: &[Row]) -> Option<Table> {
         "ROC AUC",
         "FNMR@FMR 1%",
         "rank-1",
+        "scores",
         "test images",
     ]);
     let mut seen = Vec::new();
     for r in rows {
         let Some(a) = &r.accuracy else { continue };
-        let key = (r.point.preprocessing.clone(), r.point.scheme, r.point.bits);
+        let mut key = r.point.clone();
+        key.users = 0;
+        key.probes = 0;
         if seen.contains(&key) {
             continue;
         }
         seen.push(key);
         t.row(vec![
             r.point.preprocessing.clone(),
-            r.point.scheme.to_string(),
+            format!(
+                "{}{}",
+                r.point.scheme,
+                if r.point.encrypted_weights {
+                    " (enc. w)"
+                } else {
+                    ""
+                }
+            ),
+            r.engine_running.clone(),
             pct(a.accuracy),
             pct(a.precision),
             pct(a.recall),
@@ -108,6 +178,10 @@ pub fn accuracy_table(rows: &[Row]) -> Option<Table> {
             format!("{:.4}", a.roc_auc),
             pct(a.fnmr_at_fmr_1pct),
             pct(a.rank1),
+            match a.scores_checked {
+                Some(n) => format!("{} ({n} checked exact)", a.scores),
+                None => a.scores.clone(),
+            },
             a.test_images.to_string(),
         ]);
     }
@@ -181,14 +255,39 @@ fn summary_markdown(config: &ExperimentConfig, rows: &[Row], figures: &[String])
     );
     if let Some(t) = accuracy_table(rows) {
         let _ = writeln!(s, "## Accuracy (test split)\n\n{}\n", t.render());
+        let mut checked = 0u64;
+        let mut seen = Vec::new();
+        for r in rows {
+            if let Some(a) = &r.accuracy {
+                let key = (
+                    r.point.scheme,
+                    r.point.engine,
+                    r.point.params.clone(),
+                    r.point.encrypted_weights,
+                    r.point.preprocessing.clone(),
+                    r.point.bits,
+                    r.point.seed,
+                    r.point.clusters,
+                );
+                if !seen.contains(&key) {
+                    seen.push(key);
+                    checked += a.scores_checked.unwrap_or(0);
+                }
+            }
+        }
+        let queries = rows
+            .iter()
+            .find_map(|r| r.accuracy.as_ref().map(|a| a.queries))
+            .unwrap_or(0);
         let _ = writeln!(
             s,
-            "`plain` is the float model; every other scheme scores with the quantized model, and the encrypted schemes' decrypted scores equal those bit for bit (column `exact` below).\n"
+            "Every row ran its own scheme on the model's templates of the test split: each scheme enrolled every test image and identified every probe of the protocol ({queries} queries), and the metrics are read off the scores it returned — float logits for `plain`, integer scores for `quantized`, **decrypted** scores for the encrypted schemes. {checked} decrypted scores were compared with the plaintext integer scores and all are equal (a single difference fails the run).\n"
         );
     }
+    let templates = rows.first().map_or("synthetic", |r| r.templates.as_str());
     let _ = writeln!(
         s,
-        "## Latency per query\n\n{}\n",
+        "## Latency per query\n\nTemplates: {templates} (seeded, scaled to each gallery size; the time of a 1:N match does not depend on template values). Every decrypted score of these queries was checked too. `serialize query` / `serialize results` time serialization and envelope checks only — in process, no byte crosses a network.\n\n{}\n",
         latency_table(rows).render()
     );
     if !figures.is_empty() {

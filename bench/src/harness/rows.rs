@@ -3,9 +3,11 @@
 //! they finish (the resume log) and exported to rows.csv and rows.parquet with polars.
 
 use super::sweep::Point;
+use anyhow::bail;
 use anyhow::{Context, Result};
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::path::Path;
 
@@ -39,22 +41,32 @@ impl Stat {
 }
 
 /// Stage names in pipeline order (the stage-breakdown figure stacks them in this order).
+/// `serialize_query` and `serialize_results` time serialization and envelope checks
+/// only: with the in-process transport no byte crosses a network.
 pub const STAGES: [&str; 9] = [
     "encrypt",
-    "upload",
+    "serialize_query",
     "clusters_wall",
     "gather",
     "compress",
-    "download",
+    "serialize_results",
     "decrypt",
     "decide",
     "total",
 ];
 
-/// Accuracy metrics of one run (float for `plain`, quantized otherwise: the encrypted
-/// schemes' scores equal the quantized ones, checked by `exact`).
+/// Accuracy metrics of one run, computed from the scores the point's own scheme produced
+/// on the model's test templates: float logits for `plain`, integer scores for
+/// `quantized`, decrypted scores for the encrypted schemes.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct AccuracyCols {
+    /// Where the scores came from: `float`, `integer` or `decrypted`.
+    pub scores: String,
+    /// Encrypted schemes: decrypted scores compared with the plaintext integer scores
+    /// (all equal, or the run fails).
+    pub scores_checked: Option<u64>,
+    /// Queries the scheme answered to produce these metrics.
+    pub queries: usize,
     pub accuracy: f64,
     pub precision: f64,
     pub recall: f64,
@@ -70,8 +82,12 @@ pub struct AccuracyCols {
 /// One finished run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Row {
+    /// Hash of the config text that produced the row (the manifest's `config_hash`).
+    pub config_hash: String,
     pub key: String,
     pub point: Point,
+    /// Where the latency run's templates came from, e.g. `synthetic, model head`.
+    pub templates: String,
     pub params_name: String,
     pub engine_running: String,
     pub accuracy: Option<AccuracyCols>,
@@ -104,38 +120,102 @@ impl Row {
     }
 }
 
-/// Reads rows.jsonl. A last line cut short (the process was killed while writing it) is
-/// dropped and the file rewritten without it, so the run redoes that row exactly once.
-pub fn read_log(path: &Path) -> Result<Vec<Row>> {
+/// What a resume log must agree with.
+pub struct Expect<'a> {
+    /// The run's config hash; every row must carry it.
+    pub config_hash: &'a str,
+    /// The sweep's point keys; every row's key must be one of them.
+    pub keys: &'a HashSet<String>,
+}
+
+/// rows.jsonl as read: the complete rows, and whether a torn last line (no newline: the
+/// process died while appending it) was left out.
+pub struct Log {
+    pub rows: Vec<Row>,
+    /// 1-based line number of a torn last line.
+    pub torn: Option<usize>,
+}
+
+/// Reads rows.jsonl without changing it. Every complete line must be a row of this
+/// config (its hash), whose key is the key of its own point, is a point of the sweep, and
+/// appears once; anything else is an error naming the line. Only an unterminated last
+/// line — what a killed append leaves — is tolerated, and reported in [`Log::torn`].
+pub fn read_log(path: &Path, expect: &Expect) -> Result<Log> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(Log {
+                rows: Vec::new(),
+                torn: None,
+            })
+        }
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
     let mut rows = Vec::new();
-    let mut clean = true;
-    let lines: Vec<&str> = text.lines().collect();
-    for (i, line) in lines.iter().enumerate() {
-        if line.trim().is_empty() {
-            continue;
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut torn = None;
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    for (i, raw) in lines.iter().enumerate() {
+        let n = i + 1;
+        if !raw.ends_with('\n') {
+            // Only the last piece can lack a newline.
+            torn = Some(n);
+            break;
         }
-        match serde_json::from_str::<Row>(line) {
-            Ok(row) => rows.push(row),
-            Err(_) if i + 1 == lines.len() => clean = false,
-            Err(e) => {
-                return Err(e).with_context(|| format!("{}:{}: corrupt row", path.display(), i + 1))
-            }
+        let line = raw.trim_end();
+        if line.is_empty() {
+            bail!(
+                "{}:{n}: empty line in the middle of the log",
+                path.display()
+            );
         }
+        let row: Row = serde_json::from_str(line)
+            .with_context(|| format!("{}:{n}: not a valid row", path.display()))?;
+        if row.config_hash != expect.config_hash {
+            bail!(
+                "{}:{n}: row from another config (hash {}, this run's is {})",
+                path.display(),
+                row.config_hash,
+                expect.config_hash
+            );
+        }
+        let own = row.point.key();
+        if row.key != own {
+            bail!(
+                "{}:{n}: key `{}` contradicts its point `{own}`",
+                path.display(),
+                row.key
+            );
+        }
+        if !expect.keys.contains(&row.key) {
+            bail!(
+                "{}:{n}: point `{}` is not in this config's sweep",
+                path.display(),
+                row.key
+            );
+        }
+        if let Some(first) = seen.insert(row.key.clone(), n) {
+            bail!(
+                "{}:{n}: duplicate of line {first} (point `{}`)",
+                path.display(),
+                row.key
+            );
+        }
+        rows.push(row);
     }
-    if !clean || (!text.is_empty() && !text.ends_with('\n')) {
-        let mut fixed = String::new();
-        for row in &rows {
-            fixed.push_str(&serde_json::to_string(row)?);
-            fixed.push('\n');
-        }
-        std::fs::write(path, fixed).with_context(|| format!("repairing {}", path.display()))?;
+    Ok(Log { rows, torn })
+}
+
+/// Drops a torn last line by rewriting the log's complete rows atomically (a process
+/// killed during the repair leaves the old log, which is repaired next time).
+pub fn repair(path: &Path, log: &Log) -> Result<()> {
+    let mut fixed = String::new();
+    for row in &log.rows {
+        fixed.push_str(&serde_json::to_string(row)?);
+        fixed.push('\n');
     }
-    Ok(rows)
+    super::atomic::write(path, fixed.as_bytes())
+        .with_context(|| format!("repairing {}", path.display()))
 }
 
 /// Appends one row and flushes it to disk before the next run starts.
@@ -192,6 +272,19 @@ pub fn frame(rows: &[Row]) -> Result<DataFrame> {
         Column::new("fnmr_at_fmr_1pct".into(), acc(|a| a.fnmr_at_fmr_1pct)),
         Column::new("rank1".into(), acc(|a| a.rank1)),
         Column::new("rank5".into(), acc(|a| a.rank5)),
+        Column::new(
+            "accuracy_scores".into(),
+            rows.iter()
+                .map(|r| r.accuracy.as_ref().map(|a| a.scores.clone()))
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "accuracy_scores_checked".into(),
+            rows.iter()
+                .map(|r| r.accuracy.as_ref().and_then(|a| a.scores_checked))
+                .collect::<Vec<_>>(),
+        ),
+        Column::new("latency_templates".into(), s(&|r| r.templates.clone())),
     ];
     for (i, stage) in STAGES.iter().enumerate() {
         for (what, pick) in [("median", 0), ("min", 1), ("max", 2)] {

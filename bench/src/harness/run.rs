@@ -5,16 +5,16 @@ use super::config::{self, ExperimentConfig};
 use super::rows::{self, AccuracyCols, Row, Stat, STAGES};
 use super::sweep::{self, Point};
 use super::{machine, manifest, report};
-use crate::train_cmd::{accuracy, Accuracy};
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use protocol::synthetic;
+use protocol::transport::Fault;
 use protocol::{
-    build_matcher, Calibration, ParamSpec, QuantizedModel, Quantizer, SchemeConfig, SchemeKind,
+    build_matcher, MatchModel, ParamSpec, Reference, SchemeConfig, SyntheticSpec, Tally, Workload,
 };
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+use train::evaluation::{self, Accuracy, TestSet};
 
 /// How to run.
 pub struct RunOptions {
@@ -24,6 +24,8 @@ pub struct RunOptions {
     pub max_rows: Option<usize>,
     /// Draw a progress bar.
     pub progress: bool,
+    /// Fault injection between main server and clusters (tests of the exactness gate).
+    pub fault: Option<Fault>,
 }
 
 /// Runs `config_path`; returns the run directory.
@@ -46,6 +48,24 @@ pub fn run(config_path: &Path, options: &RunOptions) -> Result<PathBuf> {
         None => root.join(manifest::timestamp()),
     };
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    // The name is a plain file name (config::check_name); symbolic links could still lead
+    // elsewhere, so compare where the folder really is.
+    let outputs = config
+        .outputs
+        .dir
+        .canonicalize()
+        .with_context(|| format!("resolving {}", config.outputs.dir.display()))?;
+    let real = dir
+        .canonicalize()
+        .with_context(|| format!("resolving {}", dir.display()))?;
+    if !real.starts_with(&outputs) {
+        bail!(
+            "the run folder {} resolves to {}, outside outputs.dir {}",
+            dir.display(),
+            real.display(),
+            outputs.display()
+        );
+    }
     let mut man = match manifest::Manifest::read(&dir)? {
         Some(m) if options.resume.is_some() => {
             if m.config_hash != hash {
@@ -67,10 +87,23 @@ pub fn run(config_path: &Path, options: &RunOptions) -> Result<PathBuf> {
     man.write(&dir)?;
 
     let log = dir.join("rows.jsonl");
-    let done = rows::read_log(&log)?;
+    let keys: HashSet<String> = points.iter().map(Point::key).collect();
+    let expect = rows::Expect {
+        config_hash: &hash,
+        keys: &keys,
+    };
+    let existing = rows::read_log(&log, &expect)?;
+    if let Some(line) = existing.torn {
+        println!(
+            "{}:{line}: dropping a torn last row (the process died while writing it); it will be run again",
+            log.display()
+        );
+        rows::repair(&log, &existing)?;
+    }
+    let done: HashSet<&str> = existing.rows.iter().map(|r| r.key.as_str()).collect();
     let todo: Vec<&Point> = points
         .iter()
-        .filter(|p| !done.iter().any(|r| r.key == p.key()))
+        .filter(|p| !done.contains(p.key().as_str()))
         .collect();
     println!(
         "touchstone run {} · {} points ({} done, {} to run) · {}",
@@ -91,7 +124,38 @@ pub fn run(config_path: &Path, options: &RunOptions) -> Result<PathBuf> {
     } else {
         ProgressBar::hidden()
     };
-    let mut context = Shared::new(&config, &dir)?;
+    let mut context = Shared::new(&config, &dir, options.fault)?;
+    preflight(&config, &text, config_path, &points, context.head.as_ref())?;
+    // What the rows will be made from: a resumed run must read the same model and data.
+    let model = context
+        .model
+        .as_deref()
+        .map(manifest::model_inputs)
+        .transpose()?;
+    let dataset = context
+        .data
+        .as_deref()
+        .map(manifest::dataset_inputs)
+        .transpose()?;
+    if options.resume.is_some() {
+        for (what, before, now) in [
+            ("model", &man.model, &model),
+            ("dataset", &man.dataset, &dataset),
+        ] {
+            if before.is_some() && before != now {
+                bail!(
+                    "{}: the {what} changed since this run started ({:?} then, {:?} now); start a new run",
+                    dir.display(),
+                    before,
+                    now
+                );
+            }
+        }
+    }
+    man.model = model;
+    man.dataset = dataset;
+    man.params = param_records(&points)?;
+    man.write(&dir)?;
     let machine = machine::describe();
     for (i, point) in todo.iter().enumerate() {
         if options.max_rows.is_some_and(|m| i >= m) {
@@ -103,37 +167,55 @@ pub fn run(config_path: &Path, options: &RunOptions) -> Result<PathBuf> {
             return Ok(dir);
         }
         bar.set_message(point.key());
-        let row = run_point(&config, point, &mut context, &machine)
+        let row = run_point(&config, point, &mut context, &machine, &hash)
             .with_context(|| format!("run {}", point.key()))?;
         rows::append(&log, &row)?;
         bar.inc(1);
     }
     bar.finish_and_clear();
 
-    let all = rows::read_log(&log)?;
-    man.finish(start.elapsed().as_secs_f64() + man.wall_s, all.len());
+    let all = rows::read_log(&log, &expect)?;
+    man.finish(start.elapsed().as_secs_f64() + man.wall_s, all.rows.len());
     man.write(&dir)?;
-    report::render(&dir, &config)?;
+    report::render(&dir)?;
     println!("wrote {}", dir.join("summary.md").display());
     Ok(dir)
 }
 
-/// What runs share: the dataset folder, the model folder and accuracy results.
+/// What runs share: the dataset and model folders, the test templates (one CNN pass per
+/// preprocessing and seed) and the accuracy of every scheme configuration run so far.
 struct Shared {
     data: Option<PathBuf>,
     model: Option<PathBuf>,
-    accuracy: HashMap<(String, u32), Accuracy>,
+    /// The model's float head, for latency runs (its real weights, both signs, encrypted).
+    head: Option<MatchModel>,
+    tests: HashMap<(String, u64), TestSet>,
+    accuracy: HashMap<String, AccuracyCols>,
     dir: PathBuf,
+    fault: Option<Fault>,
+}
+
+/// Everything that changes a point's accuracy: every axis but the gallery size and probe
+/// count of the latency run (the accuracy run enrols the test split and identifies every
+/// protocol probe, whatever those say).
+fn accuracy_key(point: &Point) -> String {
+    let mut p = point.clone();
+    p.users = 0;
+    p.probes = 0;
+    p.key()
 }
 
 impl Shared {
-    fn new(config: &ExperimentConfig, dir: &Path) -> Result<Self> {
+    fn new(config: &ExperimentConfig, dir: &Path, fault: Option<Fault>) -> Result<Self> {
         let Some(data) = &config.data else {
             return Ok(Self {
                 data: None,
                 model: None,
+                head: None,
+                tests: HashMap::new(),
                 accuracy: HashMap::new(),
                 dir: dir.to_path_buf(),
+                fault,
             });
         };
         let folder = match (&data.synthetic, &data.path) {
@@ -170,33 +252,186 @@ impl Shared {
             }
             (None, None) => unreachable!("validated by config::parse"),
         };
+        let exported = train::export::load_head(&model)?;
+        let head = MatchModel {
+            weights: exported.head.fc1_weight.clone(),
+            bias: exported.head.fc1_bias,
+            threshold: exported.threshold as f32,
+        };
         Ok(Self {
             data: Some(folder),
             model: Some(model),
+            head: Some(head),
+            tests: HashMap::new(),
             accuracy: HashMap::new(),
             dir: dir.to_path_buf(),
+            fault,
         })
     }
 
-    fn accuracy(&mut self, config: &ExperimentConfig, point: &Point) -> Result<Option<&Accuracy>> {
-        let (Some(data), Some(model)) = (&self.data, &self.model) else {
+    /// The point's scheme, run over the model's test templates through the real roles:
+    /// enrol every test image, identify every protocol probe, read the metrics off the
+    /// scores it returned. An encrypted scheme's decrypted scores must all equal the
+    /// plaintext integer scores, or the run fails.
+    fn accuracy(
+        &mut self,
+        config: &ExperimentConfig,
+        point: &Point,
+    ) -> Result<Option<AccuracyCols>> {
+        let (Some(data), Some(model)) = (self.data.clone(), self.model.clone()) else {
             return Ok(None);
         };
-        let key = (point.preprocessing.clone(), point.bits);
-        if !self.accuracy.contains_key(&key) {
+        let key = accuracy_key(point);
+        if let Some(done) = self.accuracy.get(&key) {
+            return Ok(Some(done.clone()));
+        }
+        let test_key = (point.preprocessing.clone(), point.seed);
+        if !self.tests.contains_key(&test_key) {
             let split_seed = config.data.as_ref().map_or(42, |d| d.split_seed);
             let pipeline = (point.preprocessing != "model").then_some(point.preprocessing.as_str());
-            let a = accuracy(model, data, split_seed, point.seed, point.bits, pipeline)
+            let test = TestSet::load(&model, &data, split_seed, point.seed, pipeline)
                 .with_context(|| format!("evaluating {} on {}", model.display(), data.display()))?;
-            let path = self
-                .dir
-                .join(report::scores_file(&point.preprocessing, point.bits));
-            std::fs::write(&path, serde_json::to_string(&a.scores)?)
-                .with_context(|| format!("writing {}", path.display()))?;
-            self.accuracy.insert(key.clone(), a);
+            self.tests.insert(test_key.clone(), test);
         }
-        Ok(self.accuracy.get(&key))
+        let test = &self.tests[&test_key];
+        let workload = test.workload(point.bits)?;
+        let scheme = scheme_config(point, self.fault)?;
+        let mut matcher = build_matcher(&scheme, &workload.model, &workload.quantized)?;
+        let matrix = evaluation::score(&workload, matcher.as_mut())?;
+        if let Some(tally) = &matrix.exactness {
+            tally
+                .require_exact(&format!("{} on the test templates", point.scheme))
+                .map_err(|e| anyhow!("{e}"))?;
+        }
+        let a = Accuracy::of(test, &matrix, evaluation::threshold(&workload, &matrix));
+        let path = self.dir.join(report::scores_file(point));
+        let file = report::SchemeScores {
+            scheme: point.scheme.to_string(),
+            preprocessing: point.preprocessing.clone(),
+            bits: point.bits,
+            seed: point.seed,
+            scores: a.scores.clone(),
+        };
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+        std::fs::write(&path, serde_json::to_string(&file)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+        let v = &a.verification;
+        let cols = AccuracyCols {
+            scores: if point.scheme.encrypted() {
+                "decrypted"
+            } else if matrix.integer {
+                "integer"
+            } else {
+                "float"
+            }
+            .into(),
+            scores_checked: matrix.exactness.as_ref().map(|t| t.scores_checked),
+            queries: matrix.rows.len(),
+            accuracy: v.accuracy,
+            precision: v.precision,
+            recall: v.recall,
+            f1: v.f1,
+            roc_auc: v.roc_auc,
+            eer: v.eer,
+            fnmr_at_fmr_1pct: v.fnmr_at_fmr_1pct,
+            rank1: a.rank1,
+            rank5: a.rank5,
+            test_images: a.test_images,
+        };
+        self.accuracy.insert(key, cols.clone());
+        Ok(Some(cols))
     }
+}
+
+/// Checks what only the model decides, for every point before the first one runs: the
+/// point's parameter set must hold every score its quantized head can produce (t > 2·bound),
+/// and the layout must fit the head.
+fn preflight(
+    config: &ExperimentConfig,
+    text: &str,
+    path: &Path,
+    points: &[Point],
+    head: Option<&MatchModel>,
+) -> Result<()> {
+    let mut checked = HashSet::new();
+    for p in points.iter().filter(|p| p.scheme.encrypted()) {
+        if !checked.insert((
+            p.seed,
+            p.bits,
+            p.params.clone(),
+            p.scheme,
+            p.encrypted_weights,
+        )) {
+            continue;
+        }
+        let spec = SyntheticSpec {
+            bits: p.bits,
+            weight_bits: p.bits,
+            ..SyntheticSpec::new(1, 1, p.seed)
+        };
+        let workload = match head {
+            Some(h) => Workload::synthetic_with_head(&spec, h)?,
+            None => Workload::synthetic(&spec)?,
+        };
+        let scheme = scheme_config(p, None)?;
+        let params = scheme.param_spec()?.expect("encrypted").build()?;
+        params
+            .check_score_bound(workload.quantized.score_bound())
+            .map_err(|e| {
+                anyhow!(
+                    "{}:{}: field `matching.params` ({}) with `bits: {}`: {e}",
+                    path.display(),
+                    config::line_of(text, "params").max(config::line_of(text, "bits")),
+                    params.name(),
+                    p.bits
+                )
+            })?;
+    }
+    let _ = config;
+    Ok(())
+}
+
+/// The parameter sets the sweep's encrypted points use, as built (moduli and t).
+fn param_records(points: &[Point]) -> Result<Vec<manifest::ParamRecord>> {
+    let mut names = Vec::new();
+    for p in points.iter().filter(|p| p.scheme.encrypted()) {
+        if let Some(spec) = scheme_config(p, None)?.param_spec()? {
+            if !names.iter().any(|s: &ParamSpec| s.name == spec.name) {
+                names.push(spec);
+            }
+        }
+    }
+    names
+        .into_iter()
+        .map(|spec| {
+            let built = spec.build()?;
+            Ok(manifest::ParamRecord {
+                name: spec.name.clone(),
+                degree: built.degree(),
+                moduli: built.moduli().to_vec(),
+                plaintext: built.plaintext(),
+                log2_q: built.log2_q(),
+                insecure: built.insecure(),
+            })
+        })
+        .collect()
+}
+
+fn scheme_config(point: &Point, fault: Option<Fault>) -> Result<SchemeConfig> {
+    Ok(SchemeConfig {
+        kind: point.scheme,
+        params: (point.params != "default")
+            .then(|| ParamSpec::preset(&point.params))
+            .transpose()?,
+        encrypted_weights: point.encrypted_weights,
+        clusters: point.clusters,
+        measure_noise: true,
+        engine: point.engine,
+        fault,
+    })
 }
 
 fn ensure_synthetic(synth: &datasets::synth::SynthConfig, folder: &Path) -> Result<()> {
@@ -218,69 +453,50 @@ fn run_point(
     point: &Point,
     context: &mut Shared,
     machine: &str,
+    config_hash: &str,
 ) -> Result<Row> {
     let start = Instant::now();
-    let accuracy = context.accuracy(config, point)?.map(|a| {
-        let (v, r1, r5) = if point.scheme == SchemeKind::Plain {
-            (&a.float, a.rank1_float, a.rank5_float)
-        } else {
-            (&a.quantized, a.rank1_quantized, a.rank5_quantized)
-        };
-        AccuracyCols {
-            accuracy: v.accuracy,
-            precision: v.precision,
-            recall: v.recall,
-            f1: v.f1,
-            roc_auc: v.roc_auc,
-            eer: v.eer,
-            fnmr_at_fmr_1pct: v.fnmr_at_fmr_1pct,
-            rank1: r1,
-            rank5: r5,
-            test_images: a.test_images,
-        }
-    });
+    let accuracy = context.accuracy(config, point)?;
 
     // Latency on seeded synthetic templates: the timing of a 1:N match does not depend on
-    // the template values, and these scale to any gallery size.
-    let set = synthetic::generate(point.users, point.probes, 16, 0.2, point.seed);
-    let q = Quantizer::calibrate(
-        &set.calibration_samples(),
-        point.bits,
-        Calibration::Quantile(0.999),
-    )?;
-    let model = QuantizedModel::new(&set.model, q, point.bits)?;
-    let scheme = SchemeConfig {
-        kind: point.scheme,
-        params: (point.params != "default")
-            .then(|| ParamSpec::preset(&point.params))
-            .transpose()?,
-        encrypted_weights: point.encrypted_weights,
-        clusters: point.clusters,
-        measure_noise: true,
-        engine: point.engine,
+    // the template values, and these scale to any gallery size. With a model, its real
+    // head (weights of both signs) is what the servers multiply by.
+    let spec = SyntheticSpec {
+        bits: point.bits,
+        weight_bits: point.bits,
+        ..SyntheticSpec::new(point.users, point.probes, point.seed)
     };
+    let (workload, templates) = match &context.head {
+        Some(head) => (
+            Workload::synthetic_with_head(&spec, head)?,
+            "synthetic, model head",
+        ),
+        None => (Workload::synthetic(&spec)?, "synthetic"),
+    };
+    let scheme = scheme_config(point, context.fault)?;
     let params_name = scheme.param_spec()?.map_or("-".into(), |s| s.name.clone());
-    let mut matcher = build_matcher(&scheme, &set.model, &model)?;
+    let mut matcher = build_matcher(&scheme, &workload.model, &workload.quantized)?;
     let enrol_start = Instant::now();
-    let enrolment = matcher.enrol(&set.gallery)?;
+    let enrolment = matcher.enrol(&workload.gallery)?;
     let enrol_ms = enrol_start.elapsed().as_secs_f64() * 1e3;
 
-    let gallery_q: Vec<Vec<i64>> = set.gallery.iter().map(|t| model.quantize(t)).collect();
+    let reference = Reference::of(&workload);
+    let mut tally = Tally::default();
     let mut samples: Vec<Vec<f64>> = vec![Vec::new(); STAGES.len()];
     let mut cluster_eval = Vec::new();
-    let (mut noise, mut exact, mut queries) = (f64::INFINITY, true, 0usize);
+    let (mut noise, mut queries) = (f64::INFINITY, 0usize);
     let mut last = None;
     for _ in 0..config.repetitions {
-        for probe in &set.probes {
+        for probe in &workload.probes {
             let outcome = matcher.identify(&probe.template)?;
             let t = &outcome.timings;
             let values = [
                 t.encrypt,
-                t.upload,
+                t.serialize_query,
                 t.clusters_wall,
                 t.gather,
                 t.compress,
-                t.download,
+                t.serialize_results,
                 t.decrypt,
                 t.decide,
                 t.total(),
@@ -288,24 +504,12 @@ fn run_point(
             for (s, v) in samples.iter_mut().zip(values) {
                 s.push(v.as_secs_f64() * 1e3);
             }
-            cluster_eval.push(
-                t.cluster_eval
-                    .iter()
-                    .max()
-                    .copied()
-                    .unwrap_or_default()
-                    .as_secs_f64()
-                    * 1e3,
-            );
+            cluster_eval.push(t.slowest_cluster().as_secs_f64() * 1e3);
             if let Some(bits) = outcome.noise_budget_bits {
                 noise = noise.min(bits);
             }
-            if let Some(got) = outcome.scores.integers() {
-                let qp = model.quantize(&probe.template);
-                exact &= got
-                    .iter()
-                    .zip(&gallery_q)
-                    .all(|(s, r)| *s == model.score(&qp, r));
+            if point.scheme.encrypted() {
+                tally.check(&reference, &probe.template, &outcome);
             }
             queries += 1;
             last = Some(outcome);
@@ -313,12 +517,16 @@ fn run_point(
     }
     let last = last.expect("at least one probe and repetition");
     let encrypted = point.scheme.encrypted();
-    if encrypted && !exact {
-        bail!("decrypted scores differ from the plaintext integer scores");
+    if encrypted {
+        tally
+            .require_exact(&format!("{} latency run", point.scheme))
+            .map_err(|e| anyhow!("{e}"))?;
     }
     Ok(Row {
+        config_hash: config_hash.to_string(),
         key: point.key(),
         point: point.clone(),
+        templates: templates.into(),
         params_name,
         engine_running: if encrypted {
             enrolment.engine.clone()
@@ -336,7 +544,7 @@ fn run_point(
         download_bytes: last.traffic.download,
         result_ciphertexts: last.traffic.result_ciphertexts,
         noise_budget_bits: encrypted.then_some(noise),
-        exact: encrypted.then_some(exact),
+        exact: encrypted.then_some(true),
         queries,
         machine: machine.to_string(),
         wall_s: start.elapsed().as_secs_f64(),

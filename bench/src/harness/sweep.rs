@@ -4,7 +4,7 @@ use super::config::{ExperimentConfig, AXES};
 use anyhow::{bail, Result};
 use protocol::{ColumnarEngine, SchemeKind};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 /// One run of a sweep: a value for every axis.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -122,6 +122,7 @@ pub fn expand(config: &ExperimentConfig) -> Result<Vec<Point>> {
         assignments = next;
     }
     let mut points: Vec<Point> = Vec::with_capacity(assignments.len());
+    let mut seen: HashSet<Point> = HashSet::with_capacity(assignments.len());
     for a in assignments {
         let point = Point {
             seed: a["seed"].parse()?,
@@ -153,7 +154,7 @@ pub fn expand(config: &ExperimentConfig) -> Result<Vec<Point>> {
             canonical.params = "default".into();
             canonical.clusters = 1;
         }
-        if !points.contains(&canonical) {
+        if seen.insert(canonical.clone()) {
             points.push(canonical);
         }
     }
