@@ -7,8 +7,6 @@
 #[path = "../tests/fuzz/mod.rs"]
 mod fuzz;
 
-use protocol::messages::Layout;
-
 fn main() {
     let mut iters = 100_000u64;
     let mut seed = 0x5eedu64;
@@ -27,13 +25,7 @@ fn main() {
         }
     }
     let mut reports = Vec::new();
-    for layout in [
-        Layout::Columnar,
-        Layout::BlindTouch {
-            encrypted_weights: false,
-        },
-    ] {
-        let deployment = fuzz::Deployment::new(layout);
+    for deployment in fuzz::deployments() {
         for kind in fuzz::KINDS {
             if only.as_deref().is_some_and(|o| !kind.name().contains(o)) {
                 continue;

@@ -6,7 +6,8 @@
 
 use crate::error::{ProtocolError, Result};
 use crate::params::Params;
-use crate::wire::{self, Artifact, Reader, Writer};
+use crate::wire::{self, Artifact, Reader, Sealer, Writer};
+use ed25519_dalek::{SigningKey, VerifyingKey};
 use fhe::bfv::{Ciphertext, EvaluationKey, RelinearizationKey};
 use fhe_traits::Serialize;
 
@@ -72,6 +73,9 @@ impl Layout {
 /// clear, or encrypted with the mask in Blind-Touch's faithful mode) and, for
 /// blindtouch, relinearization and rotation keys. Never anything secret.
 pub struct Setup {
+    /// The owner's Ed25519 verifying key: servers accept enrolments and queries signed by
+    /// it, and the deployment id is derived from it.
+    pub owner: VerifyingKey,
     /// The layout the gallery and queries use.
     pub layout: Layout,
     /// Template length d.
@@ -124,9 +128,10 @@ fn read_flag(r: &mut Reader, field: &str) -> Result<bool> {
 }
 
 impl Setup {
-    /// Sealed bytes (of deployment `deployment`) and the sizes of their parts.
-    pub fn encode(&self, params: &Params, deployment: u64) -> (Vec<u8>, SetupSizes) {
+    /// Sealed bytes, signed by the owner, and the sizes of their parts.
+    pub fn encode(&self, params: &Params, owner: &SigningKey) -> (Vec<u8>, SetupSizes) {
         let mut w = Writer::new();
+        w.raw(owner.verifying_key().as_bytes());
         w.u64(self.layout.tag()).u64(self.features as u64);
         match &self.weights {
             Some(ws) => {
@@ -152,12 +157,7 @@ impl Setup {
                 0
             }
         };
-        let bytes = wire::seal(
-            Artifact::Setup,
-            params.fingerprint(),
-            deployment,
-            &w.finish(),
-        );
+        let bytes = wire::seal_signed(Artifact::Setup, params.fingerprint(), owner, &w.finish());
         let sizes = SetupSizes {
             total: bytes.len(),
             relin_key,
@@ -167,11 +167,22 @@ impl Setup {
         (bytes, sizes)
     }
 
-    /// Parses setup bytes against the receiver's parameters.
+    /// Parses setup bytes against the receiver's parameters, and checks that they are
+    /// signed by the owner key they carry and labelled with that key's deployment id.
     pub fn decode(bytes: &[u8], params: &Params) -> Result<Self> {
         let payload = wire::open(bytes, Artifact::Setup, params.fingerprint())?;
         let par = params.bfv();
         let mut r = Reader::new("setup", payload);
+        let owner_bytes: [u8; 32] = r.raw(32, "owner key")?.try_into().expect("32 bytes");
+        let owner = VerifyingKey::from_bytes(&owner_bytes)
+            .map_err(|_| ProtocolError::wire("setup", "the owner key is not an Ed25519 key"))?;
+        if wire::deployment(bytes)? != wire::deployment_of_key(&owner) {
+            return Err(ProtocolError::wire(
+                "setup",
+                "its deployment id is not the one its owner key gives",
+            ));
+        }
+        wire::verify_owner(bytes, Artifact::Setup, &owner)?;
         let layout = Layout::from_tag(r.u64("layout")?)?;
         let features = r.count("features", MAX_FEATURES)?;
         // The layout must be able to hold this many features at this degree.
@@ -233,6 +244,7 @@ impl Setup {
         };
         r.finish()?;
         Ok(Self {
+            owner,
             layout,
             features,
             weights,
@@ -270,7 +282,7 @@ impl Gallery {
     pub fn encode<'a>(
         kind: Artifact,
         params: &Params,
-        deployment: u64,
+        by: Sealer,
         users: usize,
         units: impl ExactSizeIterator<Item = (UnitId, &'a [u8])>,
     ) -> Vec<u8> {
@@ -279,7 +291,7 @@ impl Gallery {
         for (id, bytes) in units {
             w.u64(id.group as u64).u64(id.feature as u64).bytes(bytes);
         }
-        wire::seal(kind, params.fingerprint(), deployment, &w.finish())
+        by.seal(kind, params.fingerprint(), &w.finish())
     }
 
     /// Opens the envelope and lists the units without parsing any ciphertext.
@@ -290,7 +302,10 @@ impl Gallery {
     ) -> Result<(usize, Vec<RawUnit<'a>>)> {
         let payload = wire::open(bytes, kind, params.fingerprint())?;
         let mut r = Reader::new(kind.name(), payload);
-        let users = r.count("user count", MAX_ITEMS)?;
+        let users = r.count("user count", crate::limits::MAX_USERS as u64)?;
+        if users == 0 {
+            return Err(ProtocolError::wire(kind.name(), "announces 0 users"));
+        }
         let n = r.count("unit count", MAX_ITEMS)?;
         let mut units = Vec::with_capacity(n.min(1 << 16));
         for _ in 0..n {
@@ -337,7 +352,7 @@ impl Ciphertexts {
     pub fn encode(
         kind: Artifact,
         params: &Params,
-        deployment: u64,
+        by: Sealer,
         extra: u64,
         items: &[(usize, Ciphertext)],
     ) -> Vec<u8> {
@@ -346,7 +361,7 @@ impl Ciphertexts {
         for (index, ct) in items {
             w.u64(*index as u64).ciphertext(ct);
         }
-        wire::seal(kind, params.fingerprint(), deployment, &w.finish())
+        by.seal(kind, params.fingerprint(), &w.finish())
     }
 
     /// Parses them back, each with `components` polynomials.

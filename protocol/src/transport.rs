@@ -125,7 +125,7 @@ impl Transport for Faulty {
                 Ok(Ciphertexts::encode(
                     Artifact::ClusterResult,
                     &self.params,
-                    wire::deployment(&answer)?,
+                    wire::Sealer::Server(wire::deployment(&answer)?),
                     nanos,
                     &items,
                 ))

@@ -7,14 +7,22 @@
 //!
 //! ```text
 //! magic "TSTN" | version u8 | kind u8 | parameter fingerprint u64 | deployment id u64
-//! | payload length u64 | payload checksum u64 (word-wise FNV-1a) | payload
+//! | payload length u64 | payload checksum u64 (word-wise FNV-1a)
+//! | Ed25519 signature [64] (zero when unsigned) | payload
 //! ```
 //!
 //! so a foreign parameter set, a truncated message, a message of the wrong kind or a
-//! flipped bit is refused with a clear error before fhe.rs sees the bytes. The deployment
-//! id names the client whose keys a message belongs to (derived from its secret key, see
-//! `Client::deployment`): servers bind to the id of the setup they accept and refuse
-//! enrolments and queries of any other client, so two clients' material never mixes.
+//! flipped bit is refused with a clear error before fhe.rs sees the bytes.
+//!
+//! The deployment id names the client whose keys a message belongs to: the first 8 bytes
+//! of SHA-256 over the client's Ed25519 verifying key (see `Client::deployment`). What the
+//! client sends — setup, enrolment, queries — it signs: the signature covers the header
+//! (magic to length) and SHA-256 of the payload. The setup carries the verifying key;
+//! servers bind to it and then accept enrolments and queries only when they verify under
+//! it, so copying an id does not make a message someone else's. Messages the servers make
+//! (shards, cluster results, results, resets) are not signed: between the main server and
+//! its clusters, and back to the client, integrity against an adversary is the
+//! transport's job (TLS).
 //!
 //! The checksum is FNV-1a: it detects accidents (truncation, bit rot, a wrong file), not
 //! tampering — anyone can recompute it. What a tamperer can still send is exactly what
@@ -27,14 +35,19 @@
 //! tampered ciphertext that decodes can at worst change scores, which only the client sees.
 
 use crate::error::{ProtocolError, Result};
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use fhe::bfv::{BfvParameters, Ciphertext};
 use fhe_traits::{DeserializeParametrized, Serialize};
+use sha2::{Digest, Sha256};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 const MAGIC: &[u8; 4] = b"TSTN";
 const VERSION: u8 = 2;
-const HEADER_LEN: usize = 4 + 1 + 1 + 8 + 8 + 8 + 8;
+const SIGNED_LEN: usize = 4 + 1 + 1 + 8 + 8 + 8;
+const SIGNATURE_AT: usize = SIGNED_LEN + 8;
+/// Bytes of the envelope header before the payload.
+pub const HEADER_LEN: usize = SIGNATURE_AT + 64;
 /// Largest payload an envelope may announce (4 GiB: a 1,000,000-user columnar gallery is
 /// about 360 MB); a network transport allocates by this bound before reading.
 pub const MAX_PAYLOAD: u64 = 1 << 32;
@@ -111,7 +124,7 @@ pub fn checksum(payload: &[u8]) -> u64 {
     (h ^ payload.len() as u64).wrapping_mul(FNV_PRIME)
 }
 
-/// Wraps a payload in an envelope of deployment `deployment`.
+/// Wraps a payload in an unsigned envelope of deployment `deployment`.
 pub fn seal(kind: Artifact, fingerprint: u64, deployment: u64, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
     out.extend_from_slice(MAGIC);
@@ -121,8 +134,75 @@ pub fn seal(kind: Artifact, fingerprint: u64, deployment: u64, payload: &[u8]) -
     out.extend_from_slice(&deployment.to_le_bytes());
     out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
     out.extend_from_slice(&checksum(payload).to_le_bytes());
+    out.extend_from_slice(&[0u8; 64]);
     out.extend_from_slice(payload);
     out
+}
+
+/// The deployment id of an owner's verifying key: SHA-256 of the key, first 8 bytes.
+pub fn deployment_of_key(key: &VerifyingKey) -> u64 {
+    let digest = Sha256::digest(key.as_bytes());
+    u64::from_le_bytes(digest[..8].try_into().expect("8 bytes"))
+}
+
+/// What a signature covers: the header up to the length, and SHA-256 of the payload.
+fn signed_message(bytes: &[u8]) -> Vec<u8> {
+    let mut message = bytes[..SIGNED_LEN].to_vec();
+    message.extend_from_slice(&Sha256::digest(&bytes[HEADER_LEN..]));
+    message
+}
+
+/// Seals a payload and signs it with the owner's key; the deployment id is the key's.
+pub fn seal_signed(kind: Artifact, fingerprint: u64, key: &SigningKey, payload: &[u8]) -> Vec<u8> {
+    let mut out = seal(
+        kind,
+        fingerprint,
+        deployment_of_key(&key.verifying_key()),
+        payload,
+    );
+    let signature = key.sign(&signed_message(&out));
+    out[SIGNATURE_AT..HEADER_LEN].copy_from_slice(&signature.to_bytes());
+    out
+}
+
+/// Who seals a message: the deployment's owner (the client), who signs it, or a server,
+/// which labels it with the deployment it serves.
+#[derive(Clone, Copy)]
+pub enum Sealer<'a> {
+    /// The client: signed with its key; the id is the key's.
+    Owner(&'a SigningKey),
+    /// A server: unsigned, labelled with this deployment id.
+    Server(u64),
+}
+
+impl Sealer<'_> {
+    /// Seals `payload` as `kind` under `fingerprint`.
+    pub fn seal(self, kind: Artifact, fingerprint: u64, payload: &[u8]) -> Vec<u8> {
+        match self {
+            Sealer::Owner(key) => seal_signed(kind, fingerprint, key, payload),
+            Sealer::Server(id) => seal(kind, fingerprint, id, payload),
+        }
+    }
+}
+
+/// Refuses a message unless it is signed by `owner` (after [`open`] accepted it).
+pub fn verify_owner(bytes: &[u8], kind: Artifact, owner: &VerifyingKey) -> Result<()> {
+    if bytes.len() < HEADER_LEN {
+        return Err(ProtocolError::wire(kind.name(), "truncated header"));
+    }
+    let signature = Signature::from_bytes(
+        bytes[SIGNATURE_AT..HEADER_LEN]
+            .try_into()
+            .expect("64 bytes"),
+    );
+    owner
+        .verify_strict(&signed_message(bytes), &signature)
+        .map_err(|_| {
+            ProtocolError::wire(
+                kind.name(),
+                "is not signed by this deployment's owner (a copied deployment id is not enough)",
+            )
+        })
 }
 
 /// The kind of a sealed message, so a server can dispatch before opening it fully.
@@ -261,6 +341,12 @@ impl Writer {
         self.u64(v as u64)
     }
 
+    /// Bytes of a fixed, known length (no prefix).
+    pub fn raw(&mut self, b: &[u8]) -> &mut Self {
+        self.buf.extend_from_slice(b);
+        self
+    }
+
     /// A length-prefixed byte string.
     pub fn bytes(&mut self, b: &[u8]) -> &mut Self {
         self.u64(b.len() as u64);
@@ -333,6 +419,11 @@ impl<'a> Reader<'a> {
     /// A little-endian i64.
     pub fn i64(&mut self, field: &str) -> Result<i64> {
         Ok(self.u64(field)? as i64)
+    }
+
+    /// Exactly `n` bytes (a fixed-length field).
+    pub fn raw(&mut self, n: usize, field: &str) -> Result<&'a [u8]> {
+        self.take(n, field)
     }
 
     /// A length-prefixed byte string.
@@ -486,6 +577,22 @@ mod tests {
         let sealed = seal(Artifact::Query, 42, 9, &payload);
         assert_eq!(open(&sealed, Artifact::Query, 42).unwrap(), &payload[..]);
         assert_eq!(deployment(&sealed).unwrap(), 9);
+        let key = SigningKey::from_bytes(&[7u8; 32]);
+        let other = SigningKey::from_bytes(&[8u8; 32]);
+        let signed = seal_signed(Artifact::Query, 42, &key, &payload);
+        assert_eq!(open(&signed, Artifact::Query, 42).unwrap(), &payload[..]);
+        assert!(verify_owner(&signed, Artifact::Query, &key.verifying_key()).is_ok());
+        assert!(verify_owner(&signed, Artifact::Query, &other.verifying_key()).is_err());
+        assert!(verify_owner(&sealed, Artifact::Query, &key.verifying_key()).is_err());
+        // The signature covers the header and the payload.
+        for at in [5usize, 6, 14, 22, signed.len() - 1] {
+            let mut forged = signed.clone();
+            forged[at] ^= 1;
+            assert!(
+                verify_owner(&forged, Artifact::Query, &key.verifying_key()).is_err(),
+                "byte {at}"
+            );
+        }
         assert!(check_owner(&sealed, Artifact::Query, 9).is_ok());
         let e = check_owner(&sealed, Artifact::Query, 8)
             .unwrap_err()

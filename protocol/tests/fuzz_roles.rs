@@ -4,8 +4,6 @@
 
 mod fuzz;
 
-use protocol::messages::Layout;
-
 #[test]
 fn mutated_messages_of_every_kind_never_panic_a_role() {
     let iterations: u64 = std::env::var("TOUCHSTONE_FUZZ_ITERS")
@@ -13,13 +11,7 @@ fn mutated_messages_of_every_kind_never_panic_a_role() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(300);
     let mut reports = Vec::new();
-    for layout in [
-        Layout::Columnar,
-        Layout::BlindTouch {
-            encrypted_weights: false,
-        },
-    ] {
-        let deployment = fuzz::Deployment::new(layout);
+    for deployment in fuzz::deployments() {
         for kind in fuzz::KINDS {
             reports.push(fuzz::run(&deployment, kind, iterations, 0x5eed));
         }

@@ -3,7 +3,7 @@
 use protocol::messages::{Ciphertexts, Gallery, Layout, UnitId};
 use protocol::roles::{Client, ClusterServer, MainServer};
 use protocol::transport::InProcess;
-use protocol::wire::{self, Artifact, Writer};
+use protocol::wire::{self, Artifact, Sealer, Writer};
 use protocol::*;
 
 fn model() -> (synthetic::SyntheticSet, QuantizedModel) {
@@ -102,31 +102,20 @@ fn truncated_and_corrupted_messages_are_refused() {
 #[test]
 fn well_sealed_garbage_is_refused_without_panicking() {
     let (client, main, _) = columnar_deployment();
-    let p = client.params();
     // Valid envelope and checksum around bytes fhe.rs cannot parse.
     let mut w = Writer::new();
     w.u64(0).u64(16);
     for j in 0..16 {
         w.u64(j).bytes(&[0xAB; 300]);
     }
-    let sealed = wire::seal(
-        Artifact::Query,
-        p.fingerprint(),
-        client.deployment(),
-        &w.finish(),
-    );
+    let sealed = client.sign(Artifact::Query, &w.finish());
     let msg = text(main.query(&sealed));
     assert!(msg.contains("cluster") && msg.contains("query"), "{msg}");
 
     // A ciphertext count announcing far more items than present.
     let mut w = Writer::new();
     w.u64(0).u64(1 << 40);
-    let sealed = wire::seal(
-        Artifact::Query,
-        p.fingerprint(),
-        client.deployment(),
-        &w.finish(),
-    );
+    let sealed = client.sign(Artifact::Query, &w.finish());
     assert!(text(main.query(&sealed)).contains("exceeds the limit"));
 
     // A columnar query with the wrong number of ciphertexts.
@@ -164,17 +153,18 @@ fn over_full_layouts_and_wrong_shapes_are_refused() {
     let over_full = Gallery::encode(
         Artifact::Enrolment,
         &p,
-        bt.deployment(),
+        Sealer::Server(0),
         600,
         units[..1].iter().map(|u| (u.id.clone(), u.bytes)),
     );
+    let over_full = resign(&bt, Artifact::Enrolment, &over_full);
     let msg = text(main.enrol(&over_full));
     assert!(msg.contains("do not match the layout"), "{msg}");
     // A duplicated unit instead of the second one.
     let duplicated = Gallery::encode(
         Artifact::Enrolment,
         &p,
-        bt.deployment(),
+        Sealer::Server(0),
         600,
         [&units[0], &units[0]].into_iter().map(|u| {
             (
@@ -186,6 +176,7 @@ fn over_full_layouts_and_wrong_shapes_are_refused() {
             )
         }),
     );
+    let duplicated = resign(&bt, Artifact::Enrolment, &duplicated);
     assert!(text(main.enrol(&duplicated)).contains("do not match the layout"));
 
     // A model whose scores do not fit t.
@@ -220,7 +211,7 @@ fn roles_refuse_work_out_of_order() {
     let results = Ciphertexts::encode(
         Artifact::Results,
         client.params(),
-        client.deployment(),
+        Sealer::Server(client.deployment()),
         0,
         &[],
     );
@@ -280,7 +271,7 @@ impl protocol::transport::Transport for Misbehaving {
         Ok(Ciphertexts::encode(
             Artifact::ClusterResult,
             &self.params,
-            wire::deployment(&answer)?,
+            Sealer::Server(wire::deployment(&answer)?),
             nanos,
             &items,
         ))
@@ -319,17 +310,32 @@ fn misbehaving_clusters_are_errors_at_the_main_server() {
     }
 }
 
-/// Re-seals `message` after replacing byte `offset` of its payload with `value` (what a
-/// tamperer who knows the format does: length and checksum stay valid).
-fn edited(message: &[u8], kind: Artifact, p: &Params, edit: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+/// The same payload, signed by `client` (a hostile client signs what it likes).
+fn resign(client: &Client, kind: Artifact, message: &[u8]) -> Vec<u8> {
+    edited(message, kind, client, |_| {})
+}
+
+/// Re-seals `message` after `edit` changed its payload (what a tamperer who knows the
+/// format does: length and checksum stay valid). Messages a client sends are re-signed by
+/// `client` — a hostile client can sign anything; server-made ones stay unsigned.
+fn edited(
+    message: &[u8],
+    kind: Artifact,
+    client: &Client,
+    edit: impl FnOnce(&mut Vec<u8>),
+) -> Vec<u8> {
+    let p = client.params();
     let mut payload = wire::open(message, kind, p.fingerprint()).unwrap().to_vec();
     edit(&mut payload);
-    wire::seal(
-        kind,
-        p.fingerprint(),
-        wire::deployment(message).unwrap(),
-        &payload,
-    )
+    match kind {
+        Artifact::Setup | Artifact::Enrolment | Artifact::Query => client.sign(kind, &payload),
+        _ => wire::seal(
+            kind,
+            p.fingerprint(),
+            wire::deployment(message).unwrap(),
+            &payload,
+        ),
+    }
 }
 
 /// Offset of the representation byte of the first serialized polynomial (fhe-math `Rq`:
@@ -348,12 +354,11 @@ fn representation_byte(payload: &[u8], from: usize) -> usize {
 #[test]
 fn an_edited_polynomial_representation_is_refused_not_a_panic() {
     let (client, main, set) = columnar_deployment();
-    let p = client.params().clone();
     let query = client.query_message(&client.encrypt_query(&set.probes[0].template).unwrap());
     // PowerBasis (1) and NttShoup (3) instead of Ntt (2): fhe-math used to assert
     // "Incompatible representations" in the first subtraction.
     for (value, name) in [(1u8, "PowerBasis"), (3, "NttShoup")] {
-        let bad = edited(&query, Artifact::Query, &p, |payload| {
+        let bad = edited(&query, Artifact::Query, &client, |payload| {
             let at = representation_byte(payload, 0);
             payload[at] = value;
         });
@@ -369,7 +374,7 @@ fn an_edited_polynomial_representation_is_refused_not_a_panic() {
 
     // The same on the way back: the client refuses results in another representation.
     let (results, _) = main.query(&query).unwrap();
-    let bad = edited(&results, Artifact::Results, &p, |payload| {
+    let bad = edited(&results, Artifact::Results, &client, |payload| {
         let at = representation_byte(payload, 0);
         payload[at] = 3;
     });
@@ -388,11 +393,10 @@ fn edited_evaluation_keys_are_refused_at_setup() {
         m,
     )
     .unwrap();
-    let p = client.params().clone();
     let setup = &client.setup_message().unwrap().0;
     // The first polynomial after the 16 weights belongs to the relinearization key.
-    let bad = edited(setup, Artifact::Setup, &p, |payload| {
-        let at = representation_byte(payload, 8 * 20);
+    let bad = edited(setup, Artifact::Setup, &client, |payload| {
+        let at = representation_byte(payload, 32 + 8 * 20);
         payload[at] = if payload[at] == 1 { 2 } else { 1 };
     });
     let cluster = ClusterServer::new(params("bt-8192"));
@@ -421,7 +425,7 @@ fn shard_units_outside_the_layout_are_refused() {
         let shard = Gallery::encode(
             Artifact::Shard,
             &p,
-            client.deployment(),
+            Sealer::Server(client.deployment()),
             600,
             units.iter().map(|u| (u.id.clone(), u.bytes)),
         );
@@ -431,7 +435,7 @@ fn shard_units_outside_the_layout_are_refused() {
         let bad = Gallery::encode(
             Artifact::Shard,
             &p,
-            client.deployment(),
+            Sealer::Server(client.deployment()),
             600,
             [(
                 UnitId {
@@ -451,7 +455,7 @@ fn shard_units_outside_the_layout_are_refused() {
         let far = Gallery::encode(
             Artifact::Shard,
             &p,
-            client.deployment(),
+            Sealer::Server(client.deployment()),
             600,
             [(
                 UnitId {
@@ -466,7 +470,7 @@ fn shard_units_outside_the_layout_are_refused() {
         let twice = Gallery::encode(
             Artifact::Shard,
             &p,
-            client.deployment(),
+            Sealer::Server(client.deployment()),
             600,
             [&units[0], &units[0]]
                 .into_iter()
@@ -551,9 +555,40 @@ fn messages_of_another_client_are_refused_and_keys_change_only_after_a_reset() {
         .unwrap();
     assert!(text(b.open_results(&results)).contains("belongs to deployment"));
     assert!(a.open_results(&results).is_ok());
-    // B cannot silently replace A's keys.
+    // B cannot silently replace A's keys, nor can A (a key change needs a reset).
     let msg = text(main.setup(&b.setup_message().unwrap().0));
     assert!(msg.contains("explicit reset"), "{msg}");
+    let msg = text(main.setup(&a.setup_message().unwrap().0));
+    assert!(msg.contains("explicit reset"), "{msg}");
+    // Copying A's deployment id is not enough: the owner's signature is checked.
+    let p = a.params().clone();
+    let b_enrolment = b.enrolment_message(&set.gallery).unwrap();
+    let payload = wire::open(&b_enrolment, Artifact::Enrolment, p.fingerprint()).unwrap();
+    let relabelled = wire::seal(
+        Artifact::Enrolment,
+        p.fingerprint(),
+        a.deployment(),
+        payload,
+    );
+    let msg = text(main.enrol(&relabelled));
+    assert!(
+        msg.contains("not signed by this deployment's owner"),
+        "{msg}"
+    );
+    let b_query = b.query_message(&b.encrypt_query(probe).unwrap());
+    let payload = wire::open(&b_query, Artifact::Query, p.fingerprint()).unwrap();
+    let relabelled = wire::seal(Artifact::Query, p.fingerprint(), a.deployment(), payload);
+    assert!(text(main.query(&relabelled)).contains("not signed by this deployment's owner"));
+    // A setup that claims A's id with B's key is refused on its own terms.
+    let b_setup = &b.setup_message().unwrap().0;
+    let payload = wire::open(b_setup, Artifact::Setup, p.fingerprint()).unwrap();
+    let forged = wire::seal(Artifact::Setup, p.fingerprint(), a.deployment(), payload);
+    let fresh = ClusterServer::new(params("col-8192"));
+    let msg = text(fresh.handle(&forged));
+    assert!(
+        msg.contains("deployment id is not the one its owner key gives"),
+        "{msg}"
+    );
     let query = a.query_message(&a.encrypt_query(probe).unwrap());
     assert!(main.query(&query).is_ok(), "A's deployment is intact");
 
@@ -570,15 +605,63 @@ fn messages_of_another_client_are_refused_and_keys_change_only_after_a_reset() {
     let cluster = ClusterServer::new(params("col-8192"));
     cluster.handle(&a.setup_message().unwrap().0).unwrap();
     assert!(text(cluster.handle(&b.setup_message().unwrap().0)).contains("needs a reset"));
-    let p = a.params().clone();
     let raw = b.enrolment_message(&set.gallery).unwrap();
     let (users, units) = Gallery::decode_raw(&raw, Artifact::Enrolment, &p).unwrap();
     let shard = Gallery::encode(
         Artifact::Shard,
         &p,
-        b.deployment(),
+        Sealer::Server(b.deployment()),
         users,
         units.iter().map(|u| (u.id.clone(), u.bytes)),
     );
     assert!(text(cluster.handle(&shard)).contains("belongs to deployment"));
+}
+
+/// Refuses the first setup at cluster 1, as a cluster that was down would.
+struct FirstSetupFails {
+    inner: InProcess,
+    failed: std::sync::atomic::AtomicBool,
+}
+
+impl protocol::transport::Transport for FirstSetupFails {
+    fn clusters(&self) -> usize {
+        self.inner.clusters()
+    }
+
+    fn call(&self, cluster: usize, request: &[u8]) -> Result<Vec<u8>> {
+        if cluster == 1
+            && wire::peek(request)? == Artifact::Setup
+            && !self.failed.swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(ProtocolError::Input("cluster 1 is down".into()));
+        }
+        self.inner.call(cluster, request)
+    }
+}
+
+#[test]
+fn a_reset_frees_clusters_that_a_half_failed_setup_left_bound() {
+    let (set, m) = model();
+    let a = Client::new(params("col-8192"), Layout::Columnar, m.clone()).unwrap();
+    let b = Client::new(params("col-8192"), Layout::Columnar, m).unwrap();
+    let p = params("col-8192");
+    let mut main = MainServer::new(
+        p.clone(),
+        Box::new(FirstSetupFails {
+            inner: InProcess::new(&p, 2).unwrap(),
+            failed: false.into(),
+        }),
+    );
+    // Cluster 0 binds to A, cluster 1 is down: the main server binds to nobody.
+    assert!(text(main.setup(&a.setup_message().unwrap().0)).contains("cluster 1"));
+    assert!(main.deployment_id().is_none());
+    // B's setup now fails at cluster 0, still bound to A ...
+    assert!(text(main.setup(&b.setup_message().unwrap().0)).contains("needs a reset"));
+    // ... until the operator resets, which reaches every cluster.
+    main.reset().unwrap();
+    main.setup(&b.setup_message().unwrap().0).unwrap();
+    main.enrol(&b.enrolment_message(&set.gallery).unwrap())
+        .unwrap();
+    let query = b.query_message(&b.encrypt_query(&set.probes[0].template).unwrap());
+    assert!(main.query(&query).is_ok());
 }

@@ -146,6 +146,20 @@ impl Pipeline {
                         "resize to an empty image",
                     ));
                 }
+                // A pipeline read from a file must not ask for more memory than an image
+                // may hold (see `image::MAX_PIXELS`).
+                if width
+                    .checked_mul(*height)
+                    .is_none_or(|n| n > crate::image::MAX_PIXELS)
+                {
+                    return Err(DatasetError::invalid(
+                        &format!("pipeline `{}` step {i}", self.name),
+                        format!(
+                            "resize to {width}×{height} is more than the {} pixels an image may hold",
+                            crate::image::MAX_PIXELS
+                        ),
+                    ));
+                }
             }
             match step {
                 Step::Sobel { .. } => float = true,
@@ -291,6 +305,22 @@ mod tests {
             steps: vec![Step::Rescale(Rescale::MinMax)],
         };
         assert!(p.validate().is_err());
+        // A huge intermediate resize (what a crafted head.json could ask for).
+        let huge = Pipeline {
+            name: "huge".into(),
+            steps: vec![
+                Step::Resize {
+                    width: 200_000,
+                    height: 200_000,
+                },
+                Step::Resize {
+                    width: 64,
+                    height: 64,
+                },
+            ],
+        };
+        let e = huge.validate().unwrap_err().to_string();
+        assert!(e.contains("200000×200000"), "{e}");
     }
 
     #[test]

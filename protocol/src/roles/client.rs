@@ -7,7 +7,8 @@ use crate::messages::{Ciphertexts, Gallery, Layout, Setup, SetupSizes, UnitId};
 use crate::outcome::Decision;
 use crate::params::Params;
 use crate::quantize::QuantizedModel;
-use crate::wire::{self, Artifact};
+use crate::wire::{self, Artifact, Sealer};
+use ed25519_dalek::SigningKey;
 use fhe::bfv::{
     Ciphertext, Encoding, EvaluationKeyBuilder, Plaintext, RelinearizationKey, SecretKey,
 };
@@ -21,7 +22,10 @@ pub struct Client {
     layout: Layout,
     model: QuantizedModel,
     secret_key: SecretKey,
-    /// Names this client's deployment in every envelope it seals (see [`Client::deployment`]).
+    /// Signs what the client sends (derived from the secret key, so it needs no storage of
+    /// its own); servers bind to its verifying key at setup.
+    signing: SigningKey,
+    /// Names this client's deployment in every envelope (see [`Client::deployment`]).
     deployment: u64,
     /// Evaluation keys belong to the secret key: made once, handed to any deployment.
     setup: OnceLock<(Vec<u8>, SetupSizes)>,
@@ -41,23 +45,42 @@ impl Client {
             }
         }
         let secret_key = SecretKey::random(params.bfv(), &mut rand::rng());
-        let deployment = deployment_id(&secret_key);
+        let signing = signing_key(&secret_key);
+        let deployment = wire::deployment_of_key(&signing.verifying_key());
         Ok(Self {
             params,
             layout,
             model,
             secret_key,
+            signing,
             deployment,
             setup: OnceLock::new(),
         })
     }
 
-    /// The deployment id: the first 8 bytes of SHA-256 over a domain tag and the secret
-    /// key. It is stable for a key (a client that reloads its key keeps its deployment),
-    /// distinct between keys, and reveals nothing about the key. Servers bind to it at
-    /// setup and refuse other clients' enrolments and queries.
+    /// The deployment id: the first 8 bytes of SHA-256 over the client's Ed25519 verifying
+    /// key, which is itself derived from the BFV secret key (so a client that reloads its
+    /// key keeps its deployment). Servers bind to the verifying key at setup and accept
+    /// only enrolments and queries it signed.
     pub fn deployment(&self) -> u64 {
         self.deployment
+    }
+
+    /// The key the servers verify this client's messages with.
+    pub fn verifying_key(&self) -> ed25519_dalek::VerifyingKey {
+        self.signing.verifying_key()
+    }
+
+    /// How this client seals what it sends.
+    fn sealer(&self) -> Sealer<'_> {
+        Sealer::Owner(&self.signing)
+    }
+
+    /// Seals any payload as a message of this client (signed). The servers' decoders must
+    /// survive whatever a client signs: the fuzzer and the refusal tests play a hostile
+    /// client with this.
+    pub fn sign(&self, kind: Artifact, payload: &[u8]) -> Vec<u8> {
+        self.sealer().seal(kind, self.params.fingerprint(), payload)
     }
 
     /// The parameter set.
@@ -100,8 +123,10 @@ impl Client {
 
     fn make_setup(&self) -> Result<(Vec<u8>, SetupSizes)> {
         let features = self.model.features();
+        let owner = self.signing.verifying_key();
         let setup = match self.layout {
             Layout::Columnar => Setup {
+                owner,
                 layout: self.layout,
                 features,
                 weights: Some(self.model.weights.clone()),
@@ -126,6 +151,7 @@ impl Client {
                     None
                 };
                 Setup {
+                    owner,
                     layout: self.layout,
                     features,
                     weights: (!encrypted_weights).then(|| self.model.weights.clone()),
@@ -135,7 +161,7 @@ impl Client {
                 }
             }
         };
-        Ok(setup.encode(&self.params, self.deployment))
+        Ok(setup.encode(&self.params, &self.signing))
     }
 
     /// Quantizes, packs and encrypts the gallery (in parallel); sealed for the main server.
@@ -189,7 +215,7 @@ impl Client {
         Ok(Gallery::encode(
             Artifact::Enrolment,
             &self.params,
-            self.deployment,
+            self.sealer(),
             gallery.len(),
             units.iter().map(|(id, b)| (id.clone(), b.as_slice())),
         ))
@@ -225,7 +251,7 @@ impl Client {
 
     /// Seals encrypted query ciphertexts for the main server.
     pub fn query_message(&self, query: &[(usize, Ciphertext)]) -> Vec<u8> {
-        Ciphertexts::encode(Artifact::Query, &self.params, self.deployment, 0, query)
+        Ciphertexts::encode(Artifact::Query, &self.params, self.sealer(), 0, query)
     }
 
     /// Parses the main server's results (which must be this client's).
@@ -295,12 +321,12 @@ impl Client {
     }
 }
 
-/// SHA-256("touchstone deployment id v1" ‖ serialized secret key), first 8 bytes.
-fn deployment_id(secret_key: &SecretKey) -> u64 {
+/// The Ed25519 signing key of a BFV secret key: its seed is SHA-256 over a domain tag and
+/// the serialized secret key (one-way: the signing key reveals nothing of the BFV key).
+fn signing_key(secret_key: &SecretKey) -> SigningKey {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
-    h.update(b"touchstone deployment id v1");
+    h.update(b"touchstone signing key v1");
     h.update(secret_key.to_bytes());
-    let digest = h.finalize();
-    u64::from_le_bytes(digest[..8].try_into().expect("8 bytes"))
+    SigningKey::from_bytes(&h.finalize().into())
 }

@@ -8,7 +8,7 @@ use crate::fused::{FusedColumnar, StoredShard};
 use crate::layout::ColumnarLayout;
 use crate::messages::{Ciphertexts, Gallery, Layout, Reset, Setup, UnitId};
 use crate::params::Params;
-use crate::wire::{self, Artifact};
+use crate::wire::{self, Artifact, Sealer};
 use fhe::bfv::Ciphertext;
 use rayon::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
@@ -122,17 +122,10 @@ impl ClusterServer {
     pub fn handle(&self, request: &[u8]) -> Result<Vec<u8>> {
         match wire::peek(request)? {
             Artifact::Setup => {
+                // Decoding checks the owner's signature and that the id is the owner key's.
                 let setup = Setup::decode(request, &self.params)?;
                 let id = wire::deployment(request)?;
-                if let Some(current) = self.read().deployment.filter(|&d| d != id) {
-                    return Err(ProtocolError::state(
-                        ROLE,
-                        format!(
-                            "holds deployment {current:016x}; a setup from deployment {id:016x} \
-                             needs a reset first"
-                        ),
-                    ));
-                }
+                self.refuse_if_bound(&self.read(), id)?;
                 let evaluator = match setup.layout {
                     Layout::BlindTouch { .. } => Evaluator::BlindTouch(Box::new(
                         BlindTouchEvaluator::new(&self.params, setup)?,
@@ -151,7 +144,11 @@ impl ClusterServer {
                         }
                     },
                 };
-                *self.write() = State {
+                // Check again under the write lock: another setup may have bound this
+                // server while the evaluator was being built.
+                let mut state = self.write();
+                self.refuse_if_bound(&state, id)?;
+                *state = State {
                     deployment: Some(id),
                     evaluator: Some(evaluator),
                     units: Vec::new(),
@@ -177,14 +174,11 @@ impl ClusterServer {
             }
             Artifact::Query => self.evaluate(request),
             Artifact::Reset => {
+                // Resets come from the main server (the operator), over the channel that
+                // authenticates it; they clear whatever this server holds.
                 Reset::decode(request, &self.params)?;
-                let mut state = self.write();
-                let Some(id) = state.deployment else {
-                    return Ok(self.ack(wire::deployment(request)?));
-                };
-                wire::check_owner(request, Artifact::Reset, id)?;
-                *state = State::default();
-                Ok(self.ack(id))
+                *self.write() = State::default();
+                Ok(self.ack(wire::deployment(request)?))
             }
             other => Err(ProtocolError::wire(
                 other.name(),
@@ -194,7 +188,28 @@ impl ClusterServer {
     }
 
     fn ack(&self, deployment: u64) -> Vec<u8> {
-        Ciphertexts::encode(Artifact::ClusterResult, &self.params, deployment, 0, &[])
+        Ciphertexts::encode(
+            Artifact::ClusterResult,
+            &self.params,
+            Sealer::Server(deployment),
+            0,
+            &[],
+        )
+    }
+
+    /// A bound server takes no setup until it is reset (keys are never replaced
+    /// silently, not even by their owner).
+    fn refuse_if_bound(&self, state: &State, id: u64) -> Result<()> {
+        match state.deployment {
+            Some(current) => Err(ProtocolError::state(
+                ROLE,
+                format!(
+                    "holds deployment {current:016x}; a setup from deployment {id:016x} needs a \
+                     reset first"
+                ),
+            )),
+            None => Ok(()),
+        }
     }
 
     fn evaluate(&self, request: &[u8]) -> Result<Vec<u8>> {
@@ -250,7 +265,7 @@ impl ClusterServer {
         Ok(Ciphertexts::encode(
             Artifact::ClusterResult,
             &self.params,
-            id,
+            Sealer::Server(id),
             nanos,
             &results,
         ))

@@ -7,7 +7,8 @@ use crate::layout::{BlindTouchLayout, ColumnarLayout};
 use crate::messages::{Ciphertexts, Gallery, Layout, Reset, Setup, UnitId};
 use crate::params::Params;
 use crate::transport::Transport;
-use crate::wire::{self, Artifact};
+use crate::wire::{self, Artifact, Sealer};
+use ed25519_dalek::VerifyingKey;
 use fhe::bfv::Ciphertext;
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
@@ -50,6 +51,8 @@ pub struct QueryStats {
 struct Deployment {
     /// The client this server serves (see `Client::deployment`).
     id: u64,
+    /// Its verifying key: enrolments and queries must be signed by it.
+    owner: VerifyingKey,
     layout: Layout,
     features: usize,
 }
@@ -121,31 +124,29 @@ impl MainServer {
             .collect()
     }
 
-    /// Checks the client's evaluation material and hands it to every cluster. The server
-    /// then serves that client only: a setup from another client is refused until
-    /// [`MainServer::reset`]. A new setup from the same client replaces the material and
-    /// drops the gallery (enrol again after it).
+    /// Checks the client's evaluation material (signed by the owner key it carries) and
+    /// hands it to every cluster. The server then serves that client only, and its keys
+    /// stay until [`MainServer::reset`]: any later setup — another client's, or the same
+    /// client's — is refused, so keys are never replaced silently.
     pub fn setup(&mut self, bytes: &[u8]) -> Result<()> {
         let setup = Setup::decode(bytes, &self.params)?;
         let id = wire::deployment(bytes)?;
         if let Some(current) = &self.deployment {
-            if current.id != id {
-                return Err(ProtocolError::state(
-                    ROLE,
-                    format!(
-                        "serves deployment {:016x}; a setup from deployment {id:016x} (another \
-                         client) needs an explicit reset first, which drops the current keys \
-                         and gallery",
-                        current.id
-                    ),
-                ));
-            }
+            return Err(ProtocolError::state(
+                ROLE,
+                format!(
+                    "serves deployment {:016x}; a setup from deployment {id:016x} needs an \
+                     explicit reset first, which drops the current keys and gallery",
+                    current.id
+                ),
+            ));
         }
         let targets: Vec<(usize, &[u8])> =
             (0..self.transport.clusters()).map(|c| (c, bytes)).collect();
         Self::all_ok(self.fan_out(&targets))?;
         self.deployment = Some(Deployment {
             id,
+            owner: setup.owner,
             layout: setup.layout,
             features: setup.features,
         });
@@ -157,11 +158,13 @@ impl MainServer {
     /// Forgets the deployment: every cluster drops its keys and gallery, and the server
     /// accepts a setup from any client again. What an operator does to hand the servers
     /// to another client; it is never triggered by a client's message.
+    ///
+    /// The reset reaches every cluster even when this server holds no deployment (after a
+    /// restart, or a setup some clusters accepted and others refused): clusters obey
+    /// resets from their main server whatever they hold.
     pub fn reset(&mut self) -> Result<()> {
-        let Some(current) = &self.deployment else {
-            return Ok(());
-        };
-        let message = Reset::encode(&self.params, current.id);
+        let id = self.deployment.as_ref().map_or(0, |d| d.id);
+        let message = Reset::encode(&self.params, id);
         let targets: Vec<(usize, &[u8])> = (0..self.transport.clusters())
             .map(|c| (c, message.as_slice()))
             .collect();
@@ -181,6 +184,20 @@ impl MainServer {
         self.deployment
             .as_ref()
             .ok_or_else(|| ProtocolError::state(ROLE, "no setup received yet"))
+    }
+
+    /// How many gallery ciphertexts `users` users need (no allocation).
+    fn expected_count(&self, users: usize) -> Result<usize> {
+        let d = self.deployment()?;
+        Ok(match d.layout {
+            Layout::BlindTouch { .. } => {
+                BlindTouchLayout::new(self.params.degree(), d.features)?.ciphertexts_for(users)
+            }
+            Layout::Columnar => {
+                ColumnarLayout::new(self.params.degree(), d.features)?.groups_for(users)
+                    * d.features
+            }
+        })
     }
 
     /// The unit ids a gallery of `users` users must consist of, in order.
@@ -207,8 +224,22 @@ impl MainServer {
     /// Replaces any earlier gallery.
     pub fn enrol(&mut self, bytes: &[u8]) -> Result<ShardSummary> {
         let (users, mut units) = Gallery::decode_raw(bytes, Artifact::Enrolment, &self.params)?;
-        let id = self.deployment()?.id;
+        let deployment = self.deployment()?;
+        let id = deployment.id;
         wire::check_owner(bytes, Artifact::Enrolment, id)?;
+        wire::verify_owner(bytes, Artifact::Enrolment, &deployment.owner)?;
+        // Compare counts before listing what `users` users need: the list is then no
+        // longer than the units the message really carries.
+        let needed = self.expected_count(users)?;
+        if needed != units.len() {
+            return Err(ProtocolError::wire(
+                "enrolment",
+                format!(
+                    "{} gallery ciphertexts for {users} users do not match the layout, which needs {needed}",
+                    units.len()
+                ),
+            ));
+        }
         units.sort_by(|a, b| a.id.cmp(&b.id));
         let expected = self.expected_units(users)?;
         let found: Vec<&UnitId> = units.iter().map(|u| &u.id).collect();
@@ -233,7 +264,7 @@ impl MainServer {
             let message = Gallery::encode(
                 Artifact::Shard,
                 &self.params,
-                id,
+                Sealer::Server(id),
                 users,
                 shard.iter().map(|u| (u.id.clone(), u.bytes)),
             );
@@ -254,6 +285,7 @@ impl MainServer {
         let start = Instant::now();
         wire::open(bytes, Artifact::Query, self.params.fingerprint())?;
         wire::check_owner(bytes, Artifact::Query, deployment.id)?;
+        wire::verify_owner(bytes, Artifact::Query, &deployment.owner)?;
         stats.check = start.elapsed();
         if self.users == 0 {
             return Err(ProtocolError::state(ROLE, "no gallery enrolled"));
@@ -288,8 +320,13 @@ impl MainServer {
         stats.result_ciphertexts = results.len();
 
         let start = Instant::now();
-        let sealed =
-            Ciphertexts::encode(Artifact::Results, &self.params, deployment.id, 0, &results);
+        let sealed = Ciphertexts::encode(
+            Artifact::Results,
+            &self.params,
+            Sealer::Server(deployment.id),
+            0,
+            &results,
+        );
         stats.serialize = start.elapsed();
         Ok((sealed, stats))
     }

@@ -22,7 +22,7 @@
 use protocol::messages::{Gallery, Layout};
 use protocol::roles::{Client, ClusterServer, MainServer};
 use protocol::transport::{InProcess, Transport};
-use protocol::wire::{self, Artifact};
+use protocol::wire::{self, Artifact, Sealer};
 use protocol::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -95,13 +95,10 @@ fn one_cluster(params: &Params, engine: ColumnarEngine) -> InProcess {
 }
 
 impl Deployment {
-    pub fn new(layout: Layout) -> Self {
+    /// A deployment of `layout` whose clusters evaluate `columnar` on `engine`.
+    pub fn new(name: &'static str, layout: Layout, engine: ColumnarEngine) -> Self {
         let (workload, quantized) = model();
         let params = fuzz_params();
-        let (name, engine) = match layout {
-            Layout::Columnar => ("columnar (fused cpu)", ColumnarEngine::Cpu),
-            Layout::BlindTouch { .. } => ("blindtouch", ColumnarEngine::Fhe),
-        };
         let client = Client::new(params.clone(), layout, quantized).expect("client");
         let setup = client.setup_message().expect("setup").0.clone();
         let enrolment = client
@@ -122,7 +119,7 @@ impl Deployment {
         let shard = Gallery::encode(
             Artifact::Shard,
             &params,
-            client.deployment(),
+            Sealer::Server(client.deployment()),
             users,
             units.iter().map(|u| (u.id.clone(), u.bytes)),
         );
@@ -150,6 +147,33 @@ impl Deployment {
             cluster,
         }
     }
+}
+
+/// Every configuration the fuzzer attacks: both layouts, Blind-Touch's encrypted weights
+/// (ciphertext × ciphertext factors), and both columnar engines.
+pub fn deployments() -> Vec<Deployment> {
+    vec![
+        Deployment::new(
+            "columnar (fused cpu)",
+            Layout::Columnar,
+            ColumnarEngine::Cpu,
+        ),
+        Deployment::new("columnar (fhe.rs)", Layout::Columnar, ColumnarEngine::Fhe),
+        Deployment::new(
+            "blindtouch",
+            Layout::BlindTouch {
+                encrypted_weights: false,
+            },
+            ColumnarEngine::Fhe,
+        ),
+        Deployment::new(
+            "blindtouch (enc. weights)",
+            Layout::BlindTouch {
+                encrypted_weights: true,
+            },
+            ColumnarEngine::Fhe,
+        ),
+    ]
 }
 
 /// A transport whose clusters answer every query with one fixed (mutated) message.
@@ -228,14 +252,15 @@ fn anchors(kind: Artifact, payload: &[u8]) -> Vec<usize> {
             }
         }
         Artifact::Setup => {
-            // layout, features, weights flag (+ count and weights), then flag/blob pairs.
-            out.extend([0, 8, 16]);
-            at = 24;
-            if u64_at(16) == Some(1) {
-                let n = u64_at(24).unwrap_or(0).min(64) as usize;
-                out.push(24);
-                out.extend((0..n).map(|i| 32 + 8 * i));
-                at = 32 + 8 * n;
+            // owner key (32 bytes), layout, features, weights flag (+ count and weights),
+            // then flag/blob pairs.
+            out.extend([0, 16, 31, 32, 40, 48]);
+            at = 56;
+            if u64_at(48) == Some(1) {
+                let n = u64_at(56).unwrap_or(0).min(64) as usize;
+                out.push(56);
+                out.extend((0..n).map(|i| 64 + 8 * i));
+                at = 64 + 8 * n;
             }
             while at + 8 <= payload.len() {
                 out.push(at);
@@ -464,12 +489,33 @@ pub fn run(d: &Deployment, kind: Artifact, iterations: u64, seed: u64) -> Report
         ..Default::default()
     };
     for _ in 0..iterations {
-        let mutated = wire::seal(
-            kind,
-            params.fingerprint(),
-            wire::deployment(honest).expect("header"),
-            &mutate(&payload, &anchors, &mut rng),
-        );
+        // What a client sends is re-signed by the client (a hostile client signs what it
+        // likes, so mutations reach the decoders behind the signature check); what the
+        // servers make is re-sealed unsigned.
+        let body = mutate(&payload, &anchors, &mut rng);
+        // One mutation in ten edits the envelope's header instead (kind, version,
+        // fingerprint, deployment id, length, checksum, signature) without re-sealing.
+        let header_only = rng.random_bool(0.1);
+        let mutated = if header_only {
+            let mut m = honest.clone();
+            for _ in 0..rng.random_range(1..=3) {
+                let at = rng.random_range(0..wire::HEADER_LEN.min(m.len()));
+                m[at] ^= 1 << rng.random_range(0..8);
+            }
+            m
+        } else {
+            match kind {
+                Artifact::Setup | Artifact::Enrolment | Artifact::Query => {
+                    d.client.sign(kind, &body)
+                }
+                _ => wire::seal(
+                    kind,
+                    params.fingerprint(),
+                    wire::deployment(honest).expect("header"),
+                    &body,
+                ),
+            }
+        };
         let panics_before = PANICS.load(Ordering::SeqCst);
         let start = Instant::now();
         let outcome = catch_unwind(AssertUnwindSafe(|| -> std::result::Result<(), String> {
@@ -546,12 +592,12 @@ pub fn run(d: &Deployment, kind: Artifact, iterations: u64, seed: u64) -> Report
 /// One line per report, for humans and for the closing note.
 pub fn render(reports: &[Report]) -> String {
     let mut s = format!(
-        "{:<38} {:>10} {:>9} {:>9} {:>8} {:>14} {:>10}\n",
+        "{:<44} {:>10} {:>9} {:>9} {:>8} {:>14} {:>10}\n",
         "target", "mutations", "accepted", "refused", "escaped", "caught inside", "slowest"
     );
     for r in reports {
         s.push_str(&format!(
-            "{:<38} {:>10} {:>9} {:>9} {:>8} {:>14} {:>8.1}ms\n",
+            "{:<44} {:>10} {:>9} {:>9} {:>8} {:>14} {:>8.1}ms\n",
             r.target,
             r.iterations,
             r.accepted,
