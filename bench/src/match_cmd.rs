@@ -175,6 +175,24 @@ pub fn run(args: &MatchArgs) -> Result<()> {
         let min = budgets.iter().copied().fold(f64::INFINITY, f64::min);
         println!("\nnoise budget left (min over probes and result ciphertexts): {min:.1} bits");
     }
+    // Exactness first: a run whose decrypted scores differ prints no accuracy from them.
+    if tally.probes > 0 {
+        println!(
+            "exact: {} — {} of {} {} scores equal the plaintext integer scores; \
+             decisions and rankings equal for {} of {} probes",
+            if tally.is_exact() { "YES" } else { "NO" },
+            tally.scores_checked - tally.scores_differing,
+            tally.scores_checked,
+            if args.scheme.encrypted() {
+                "decrypted"
+            } else {
+                "returned"
+            },
+            tally.probes - tally.decisions_differing,
+            tally.probes
+        );
+        tally.require_exact(args.scheme.name())?;
+    }
     match &test {
         Some(test) => {
             let matrix = ScoreMatrix {
@@ -187,9 +205,13 @@ pub fn run(args: &MatchArgs) -> Result<()> {
                 noise_budget_bits: None,
             };
             let accuracy = Accuracy::of(test, &matrix, evaluation::threshold(&workload, &matrix));
+            let kind = match args.scheme {
+                SchemeKind::Plain => "float",
+                SchemeKind::Quantized => "integer",
+                _ => "decrypted",
+            };
             println!(
-                "\naccuracy from this scheme's own {} scores ({} pairs, {} mated 1:N searches; {} queries in {}):\n{}",
-                if args.scheme.encrypted() { "decrypted" } else { "plaintext" },
+                "\naccuracy from this scheme's own {kind} scores ({} pairs, {} mated 1:N searches; {} queries in {}):\n{}",
                 test.pairs.len(),
                 test.images,
                 outcomes.len(),
@@ -198,18 +220,6 @@ pub fn run(args: &MatchArgs) -> Result<()> {
             );
         }
         None => print_synthetic_accuracy(&workload, &outcomes),
-    }
-    if tally.probes > 0 {
-        println!(
-            "exact: {} — {} of {} decrypted scores equal the plaintext integer scores; \
-             decisions and rankings equal for {} of {} probes",
-            if tally.is_exact() { "YES" } else { "NO" },
-            tally.scores_checked - tally.scores_differing,
-            tally.scores_checked,
-            tally.probes - tally.decisions_differing,
-            tally.probes
-        );
-        tally.require_exact(args.scheme.name())?;
     }
     Ok(())
 }

@@ -375,6 +375,8 @@ fn names_leaving_the_results_folder_and_absurd_sweeps_are_refused_up_front() {
         (format!("name: /tmp/absolute\n{body}"), "field `name`"),
         (format!("name: \"a\\u202Eb\"\n{body}"), "U+202E"),
         (format!("name: \"tab\\there\"\n{body}"), "field `name`"),
+        (format!("name: \"arabic\\u061Cmark\"\n{body}"), "U+061C"),
+        (format!("name: \"soft\\u00ADhyphen\"\n{body}"), "U+00AD"),
         (
             "name: huge\nseed: [1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47,48,49,50,51,52,53,54,55,56,57,58,59,60,61,62,63,64,65,66,67,68,69,70,71,72,73,74,75,76,77,78,79,80,81,82,83,84,85,86,87,88,89,90,91,92,93,94,95,96,97,98,99,100]\nmatching:\n  scheme: [plain, quantized, blindtouch, columnar]\n  users: [1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47,48,49,50,51,52,53,54,55,56,57,58,59,60,61,62,63,64,65,66,67,68,69,70,71,72,73,74,75,76,77,78,79,80,81,82,83,84,85,86,87,88,89,90,91,92,93,94,95,96,97,98,99,100]\n  clusters: [1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47,48,49,50,51,52,53,54,55,56,57,58,59,60,61,62,63,64]\n  probes: [1,2,3,4,5,6,7,8,9,10]\noutputs:\n  dir: out\n".to_string(),
             "the sweep expands to",
@@ -405,6 +407,11 @@ fn names_leaving_the_results_folder_and_absurd_sweeps_are_refused_up_front() {
         ),
         (
             format!("name: t\nmatching: {}1{}\n", "[".repeat(100_000), "]".repeat(100_000)),
+            "nests collections",
+        ),
+        // Flow nesting split over lines is counted across them.
+        (
+            format!("name: t\nmatching:\n{}1\n{}", "[\n".repeat(100), "]\n".repeat(100)),
             "nests collections",
         ),
     ];
@@ -533,4 +540,66 @@ fn the_manifest_records_the_real_compiler_and_locked_crate_versions() {
     assert_eq!(params.len(), 1);
     assert_eq!(params[0]["name"], "col-8192");
     assert_eq!(params[0]["moduli"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn a_second_process_on_the_same_run_folder_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = partial_run(tmp.path(), 2);
+    // Hold the run folder's lock as a running touchstone would.
+    let lock = std::fs::File::options()
+        .write(true)
+        .open(dir.join(".lock"))
+        .unwrap();
+    lock.lock().unwrap();
+    let o = touchstone(
+        &[
+            "run",
+            "tiny.yaml",
+            "--quiet",
+            "--resume",
+            dir.to_str().unwrap(),
+        ],
+        tmp.path(),
+    );
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("another touchstone process"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(keys(&dir).len(), 2, "nothing appended");
+    lock.unlock().unwrap();
+    let o = touchstone(
+        &[
+            "run",
+            "tiny.yaml",
+            "--quiet",
+            "--resume",
+            dir.to_str().unwrap(),
+        ],
+        tmp.path(),
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(keys(&dir).len(), 12);
+}
+
+#[test]
+fn runs_started_in_the_same_second_get_their_own_folders() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("tiny.yaml"),
+        CONFIG
+            .replace("seed: [1, 2]", "seed: 1")
+            .replace("[8, 16, 24]", "[8]"),
+    )
+    .unwrap();
+    for _ in 0..3 {
+        let o = touchstone(&["run", "tiny.yaml", "--quiet"], tmp.path());
+        assert!(o.status.success(), "{}", text(&o));
+    }
+    let runs = std::fs::read_dir(tmp.path().join("out/tiny"))
+        .unwrap()
+        .count();
+    assert_eq!(runs, 3, "three runs, three folders, none shared");
 }

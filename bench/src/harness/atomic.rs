@@ -47,7 +47,12 @@ pub fn write(path: &Path, bytes: &[u8]) -> Result<()> {
         .file_name()
         .with_context(|| format!("{} has no file name", path.display()))?;
     let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(".{}.tmp", name.to_string_lossy()));
+    // Unique per process, so two writers never share (and rename) one temporary.
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
     {
         let mut file =
             std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;

@@ -216,6 +216,16 @@ pub const AXES: [&str; 10] = [
 /// Parses `text` (read from `path`) and checks what serde cannot: the data and model
 /// choices, paths that must exist, zipped axes. Errors carry `path:line:column`.
 pub fn parse(text: &str, path: &Path) -> Result<ExperimentConfig> {
+    parse_with(text, path, true)
+}
+
+/// Parses a config stored in a run's manifest: every check but the existence of the data
+/// and model folders (a finished run's tables can be rendered anywhere, data or not).
+pub fn parse_stored(text: &str, path: &Path) -> Result<ExperimentConfig> {
+    parse_with(text, path, false)
+}
+
+fn parse_with(text: &str, path: &Path, check_files: bool) -> Result<ExperimentConfig> {
     check_nesting(text, path)?;
     let de = serde_yaml::Deserializer::from_str(text);
     let config: ExperimentConfig = serde_path_to_error::deserialize(de).map_err(|e| {
@@ -246,7 +256,15 @@ pub fn parse(text: &str, path: &Path) -> Result<ExperimentConfig> {
         }
         anyhow!("{}{at}: field `{field}`: {message}", path.display())
     })?;
-    let at = |key: &str| format!("{}:{}", path.display(), line_of(text, key));
+    let at = |key: &str| {
+        // A dotted key is looked up along its path (`data.path`, not the first `path:`).
+        let line = if key.contains('.') {
+            line_of_path(text, key).map_or(1, |(l, _)| l)
+        } else {
+            line_of(text, key)
+        };
+        format!("{}:{line}", path.display())
+    };
     if config.repetitions == 0 || config.repetitions > MAX_REPETITIONS {
         bail!(
             "{}: field `repetitions`: must be in 1..={MAX_REPETITIONS}, got {}",
@@ -275,10 +293,10 @@ pub fn parse(text: &str, path: &Path) -> Result<ExperimentConfig> {
             (None, None) => bail!("{}: field `data`: give `synthetic` or `path`", at("data")),
             (None, Some(p)) => {
                 let resolved = resolve(base, p);
-                if !resolved.is_dir() {
+                if check_files && !resolved.is_dir() {
                     bail!(
                         "{}: field `data.path`: dataset folder {} does not exist — see datasets/README.md for where to put SOCOFing or PolyU, or use `synthetic:`",
-                        at("path"),
+                        at("data.path"),
                         resolved.display()
                     );
                 }
@@ -292,19 +310,19 @@ pub fn parse(text: &str, path: &Path) -> Result<ExperimentConfig> {
         match (&model.path, &model.train) {
             (Some(p), None) => {
                 let resolved = resolve(base, p);
-                if !resolved.join("head.json").is_file() {
+                if check_files && !resolved.join("head.json").is_file() {
                     bail!(
                         "{}: field `model.path`: no model at {} (no head.json)",
-                        at("model"),
+                        at("model.path"),
                         resolved.display()
                     );
                 }
             }
             (None, Some(p)) => {
-                if !resolve(base, p).is_file() {
+                if check_files && !resolve(base, p).is_file() {
                     bail!(
                         "{}: field `model.train`: no training config {}",
-                        at("train"),
+                        at("model.train"),
                         p.display()
                     );
                 }
@@ -327,36 +345,46 @@ pub const MAX_POINTS: usize = 100_000;
 /// Nesting of YAML collections a config may use (real configs use 3).
 pub const MAX_NESTING: usize = 32;
 
-/// Refuses absurdly nested YAML before the parser recurses into it: the deepest
-/// indentation level of block collections and the deepest `[`/`{` of flow collections.
+/// Refuses absurdly nested YAML before the parser recurses into it. One pass over the
+/// text: flow collections (`[`, `{`) are counted across lines, quoted strings and comments
+/// skipped; block collections count one level per deeper indentation and per `- ` item
+/// marker at the start of a line.
 fn check_nesting(text: &str, path: &Path) -> Result<()> {
     let mut indents: Vec<usize> = Vec::new();
+    let mut flow = 0usize;
     for (i, line) in text.lines().enumerate() {
         let trimmed = line.trim_start();
-        if trimmed.is_empty() || trimmed.starts_with('#') {
-            continue;
+        let mut block = indents.len();
+        if flow == 0 && !trimmed.is_empty() && !trimmed.starts_with('#') {
+            let indent = line.len() - trimmed.len();
+            while indents.last().is_some_and(|&d| d >= indent) {
+                indents.pop();
+            }
+            indents.push(indent);
+            let dashes = trimmed.split_whitespace().take_while(|t| *t == "-").count();
+            block = indents.len() + dashes;
         }
-        let indent = line.len() - trimmed.len();
-        while indents.last().is_some_and(|&d| d >= indent) {
-            indents.pop();
-        }
-        indents.push(indent);
-        // A block sequence item opens a level of its own ("- - - x").
-        let dashes = trimmed.split_whitespace().take_while(|t| *t == "-").count();
-        let mut flow = 0usize;
-        let mut deepest = 0usize;
-        for c in trimmed.chars() {
-            match c {
-                '[' | '{' => {
+        let mut quote: Option<char> = None;
+        let mut chars = trimmed.chars().peekable();
+        let mut deepest = flow;
+        while let Some(c) = chars.next() {
+            match (quote, c) {
+                (Some('"'), '\\') => {
+                    chars.next();
+                }
+                (Some(q), c) if c == q => quote = None,
+                (Some(_), _) => {}
+                (None, '"' | '\'') => quote = Some(c),
+                (None, '#') => break,
+                (None, '[' | '{') => {
                     flow += 1;
                     deepest = deepest.max(flow);
                 }
-                ']' | '}' => flow = flow.saturating_sub(1),
-                '#' => break,
+                (None, ']' | '}') => flow = flow.saturating_sub(1),
                 _ => {}
             }
         }
-        let depth = indents.len() + dashes + deepest;
+        let depth = block + deepest;
         if depth > MAX_NESTING {
             bail!(
                 "{}:{}: the config nests collections {depth} levels deep; at most {MAX_NESTING} are supported",
@@ -379,18 +407,14 @@ pub fn check_name(name: &str) -> std::result::Result<(), String> {
             "`{name}` would be hidden or leave the results folder"
         ));
     }
-    if let Some(c) = name.chars().find(|&c| {
-        c == '/'
-            || c == '\\'
-            || c.is_control()
-            // Bidirectional controls and other invisible formatting characters.
-            || ('\u{200B}'..='\u{200F}').contains(&c)
-            || ('\u{202A}'..='\u{202E}').contains(&c)
-            || ('\u{2066}'..='\u{2069}').contains(&c)
-            || c == '\u{FEFF}'
-    }) {
+    // Letters and digits of any script, and - _ . + — nothing else: no separators, no
+    // spaces, no control, bidirectional or other invisible formatting characters.
+    if let Some(c) = name
+        .chars()
+        .find(|&c| !(c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | '+')))
+    {
         return Err(format!(
-            "`{}` holds {:?} (U+{:04X}); use a plain file name (letters, digits, - _ .)",
+            "`{}` holds {:?} (U+{:04X}); use a plain file name (letters, digits, - _ . +)",
             name.escape_debug(),
             c,
             c as u32

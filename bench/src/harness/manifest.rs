@@ -88,7 +88,8 @@ pub fn model_inputs(dir: &Path) -> Result<Inputs> {
 }
 
 /// A dataset folder: the hash of its manifest.json (synthetic sets), else of its sorted
-/// file listing with sizes (reading every image would cost more than the run).
+/// file listing with sizes. The listing does not see an image edited in place at the same
+/// size; hashing every image of a real dataset would cost more than many runs.
 pub fn dataset_inputs(dir: &Path) -> Result<Inputs> {
     use sha2::{Digest, Sha256};
     let manifest = dir.join("manifest.json");
@@ -189,15 +190,29 @@ pub fn hash(text: &str) -> String {
     format!("{h:016x}")
 }
 
+/// The commit, with `+dirty` when tracked files differ from it (the numbers then come
+/// from code no commit holds).
 fn git_commit() -> String {
-    std::process::Command::new("git")
-        .args(["rev-parse", "--short=12", "HEAD"])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map_or("unknown".into(), |o| {
-            String::from_utf8_lossy(&o.stdout).trim().to_string()
-        })
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    match git(&["rev-parse", "--short=12", "HEAD"]) {
+        Some(commit) => {
+            let dirty = git(&["status", "--porcelain", "--untracked-files=no"])
+                .is_some_and(|s| !s.is_empty());
+            if dirty {
+                format!("{commit}+dirty")
+            } else {
+                commit
+            }
+        }
+        None => "unknown".into(),
+    }
 }
 
 /// UTC time as `YYYYMMDD-HHMMSS` (sortable; used as the run directory name).

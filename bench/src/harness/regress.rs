@@ -47,8 +47,10 @@ pub fn compare(a: &Path, b: &Path) -> Result<String> {
         "EER b",
     ]);
     let mut matched = 0;
+    let by_key: std::collections::HashMap<&str, &Row> =
+        rb.iter().map(|y| (y.key.as_str(), y)).collect();
     for x in &ra {
-        let Some(y) = rb.iter().find(|y| y.key == x.key) else {
+        let Some(&y) = by_key.get(x.key.as_str()) else {
             continue;
         };
         matched += 1;
@@ -214,8 +216,10 @@ pub fn regress(baseline_path: &Path, run: &Path) -> Result<String> {
         ]);
         usize::from(!ok)
     };
+    let by_key: std::collections::HashMap<&str, &Row> =
+        rows.iter().map(|r| (r.key.as_str(), r)).collect();
     for b in &base.rows {
-        let Some(r) = rows.iter().find(|r| r.key == b.key) else {
+        let Some(&r) = by_key.get(b.key.as_str()) else {
             failures += 1;
             t.row(vec![
                 b.key.clone(),

@@ -60,7 +60,7 @@ pub fn load(dir: &Path) -> Result<(ExperimentConfig, Vec<Row>)> {
             dir.display()
         )
     })?;
-    let config = super::config::parse(&man.config, Path::new(&man.config_path))?;
+    let config = super::config::parse_stored(&man.config, Path::new(&man.config_path))?;
     let keys = super::sweep::expand(&config)?
         .iter()
         .map(Point::key)
@@ -137,6 +137,9 @@ pub fn accuracy_table(rows: &[Row]) -> Option<Table> {
         "preprocessing",
         "scheme",
         "engine",
+        "params",
+        "bits",
+        "seed",
         "accuracy",
         "precision",
         "recall",
@@ -148,16 +151,15 @@ pub fn accuracy_table(rows: &[Row]) -> Option<Table> {
         "scores",
         "test images",
     ]);
-    let mut seen = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for r in rows {
         let Some(a) = &r.accuracy else { continue };
         let mut key = r.point.clone();
         key.users = 0;
         key.probes = 0;
-        if seen.contains(&key) {
+        if !seen.insert(key) {
             continue;
         }
-        seen.push(key);
         t.row(vec![
             r.point.preprocessing.clone(),
             format!(
@@ -170,6 +172,9 @@ pub fn accuracy_table(rows: &[Row]) -> Option<Table> {
                 }
             ),
             r.engine_running.clone(),
+            r.params_name.clone(),
+            r.point.bits.to_string(),
+            r.point.seed.to_string(),
             pct(a.accuracy),
             pct(a.precision),
             pct(a.recall),
@@ -247,30 +252,29 @@ fn summary_markdown(config: &ExperimentConfig, rows: &[Row], figures: &[String])
         let _ = writeln!(s, "{}\n", config.description.trim());
     }
     let machine = rows.first().map_or("", |r| r.machine.as_str());
-    let queries = rows.first().map_or(0, |r| r.queries);
+    let (fewest, most) = rows.iter().fold((usize::MAX, 0), |(lo, hi), r| {
+        (lo.min(r.queries), hi.max(r.queries))
+    });
+    let queries = if fewest == most {
+        most.to_string()
+    } else {
+        format!("{fewest} to {most}")
+    };
     let _ = writeln!(
         s,
-        "{} runs on {machine}; timings are medians over {queries} queries per run (range = min – max).\n",
+        "{} runs on {machine}; timings are medians over {queries} queries per run (range = min – max; column `queries` in rows.csv).\n",
         rows.len()
     );
     if let Some(t) = accuracy_table(rows) {
         let _ = writeln!(s, "## Accuracy (test split)\n\n{}\n", t.render());
         let mut checked = 0u64;
-        let mut seen = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         for r in rows {
             if let Some(a) = &r.accuracy {
-                let key = (
-                    r.point.scheme,
-                    r.point.engine,
-                    r.point.params.clone(),
-                    r.point.encrypted_weights,
-                    r.point.preprocessing.clone(),
-                    r.point.bits,
-                    r.point.seed,
-                    r.point.clusters,
-                );
-                if !seen.contains(&key) {
-                    seen.push(key);
+                let mut key = r.point.clone();
+                key.users = 0;
+                key.probes = 0;
+                if seen.insert(key) {
                     checked += a.scores_checked.unwrap_or(0);
                 }
             }
@@ -279,15 +283,27 @@ fn summary_markdown(config: &ExperimentConfig, rows: &[Row], figures: &[String])
             .iter()
             .find_map(|r| r.accuracy.as_ref().map(|a| a.queries))
             .unwrap_or(0);
-        let _ = writeln!(
+        let _ = write!(
             s,
-            "Every row ran its own scheme on the model's templates of the test split: each scheme enrolled every test image and identified every probe of the protocol ({queries} queries), and the metrics are read off the scores it returned — float logits for `plain`, integer scores for `quantized`, **decrypted** scores for the encrypted schemes. {checked} decrypted scores were compared with the plaintext integer scores and all are equal (a single difference fails the run).\n"
+            "Every row ran its own scheme on the model's templates of the test split: each scheme enrolled every test image and identified every probe of the protocol ({queries} queries), and the metrics are read off the scores it returned — float logits for `plain`, integer scores for `quantized`, **decrypted** scores for the encrypted schemes."
         );
+        if checked > 0 {
+            let _ = write!(
+                s,
+                " {checked} decrypted scores were compared with the plaintext integer scores and all are equal (a single difference fails the run)."
+            );
+        }
+        let _ = writeln!(s, "\n");
     }
     let templates = rows.first().map_or("synthetic", |r| r.templates.as_str());
+    let checked = if rows.iter().any(|r| r.exact.is_some()) {
+        " Every decrypted score of these queries was checked too."
+    } else {
+        ""
+    };
     let _ = writeln!(
         s,
-        "## Latency per query\n\nTemplates: {templates} (seeded, scaled to each gallery size; the time of a 1:N match does not depend on template values). Every decrypted score of these queries was checked too. `serialize query` / `serialize results` time serialization and envelope checks only — in process, no byte crosses a network.\n\n{}\n",
+        "## Latency per query\n\nTemplates: {templates} (seeded, scaled to each gallery size; the time of a 1:N match does not depend on template values).{checked} `serialize query` / `serialize results` time serialization and envelope checks only — in process, no byte crosses a network.\n\n{}\n",
         latency_table(rows).render()
     );
     if !figures.is_empty() {

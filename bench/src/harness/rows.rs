@@ -82,7 +82,9 @@ pub struct AccuracyCols {
 /// One finished run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Row {
-    /// Hash of the config text that produced the row (the manifest's `config_hash`).
+    /// Hash of the config text that produced the row (the manifest's `config_hash`);
+    /// empty in rows written before rows carried it.
+    #[serde(default)]
     pub config_hash: String,
     pub key: String,
     pub point: Point,
@@ -171,6 +173,12 @@ pub fn read_log(path: &Path, expect: &Expect) -> Result<Log> {
         }
         let row: Row = serde_json::from_str(line)
             .with_context(|| format!("{}:{n}: not a valid row", path.display()))?;
+        if row.config_hash.is_empty() {
+            bail!(
+                "{}:{n}: a row without a config hash, written by an older touchstone; start a new run",
+                path.display()
+            );
+        }
         if row.config_hash != expect.config_hash {
             bail!(
                 "{}:{n}: row from another config (hash {}, this run's is {})",

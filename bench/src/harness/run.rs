@@ -7,9 +7,12 @@ use super::sweep::{self, Point};
 use super::{machine, manifest, report};
 use anyhow::{anyhow, bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
+use protocol::messages::Layout;
+use protocol::roles::Client;
 use protocol::transport::Fault;
 use protocol::{
-    build_matcher, MatchModel, ParamSpec, Reference, SchemeConfig, SyntheticSpec, Tally, Workload,
+    build_matcher, MatchModel, ParamSpec, Reference, SchemeConfig, SchemeKind, SyntheticSpec,
+    Tally, Workload,
 };
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -35,37 +38,34 @@ pub fn run(config_path: &Path, options: &RunOptions) -> Result<PathBuf> {
     let points = sweep::expand(&config)
         .with_context(|| format!("expanding the sweep of {}", config_path.display()))?;
     let hash = manifest::hash(&text);
-    let root = config.outputs.dir.join(&config.name);
-    let dir = match &options.resume {
-        Some(Some(dir)) => dir.clone(),
-        Some(None) => manifest::latest(&root)?.with_context(|| {
-            format!(
-                "--resume: no earlier run of `{}` under {}",
-                config.name,
-                root.display()
-            )
-        })?,
-        None => root.join(manifest::timestamp()),
+    // What only the model decides (does t hold every score, does the layout fit) is
+    // checked for every point before anything is created — when the model is a folder;
+    // a model this run trains is checked right after training, before the first point.
+    let early_head = match config.model.as_ref().and_then(|m| m.path.as_ref()) {
+        Some(path) => Some(head_of(path)?),
+        None => None,
     };
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    // The name is a plain file name (config::check_name); symbolic links could still lead
-    // elsewhere, so compare where the folder really is.
-    let outputs = config
-        .outputs
-        .dir
-        .canonicalize()
-        .with_context(|| format!("resolving {}", config.outputs.dir.display()))?;
-    let real = dir
-        .canonicalize()
-        .with_context(|| format!("resolving {}", dir.display()))?;
-    if !real.starts_with(&outputs) {
-        bail!(
-            "the run folder {} resolves to {}, outside outputs.dir {}",
-            dir.display(),
-            real.display(),
-            outputs.display()
-        );
+    let trains = config.model.as_ref().is_some_and(|m| m.train.is_some());
+    if !trains {
+        preflight(&text, config_path, &points, early_head.as_ref())?;
     }
+    let dir = run_folder(&config, options)?;
+    // One process per run folder: a second `run --resume` on it would append the same
+    // points twice.
+    let lock_path = dir.join(".lock");
+    let lock = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .with_context(|| format!("opening {}", lock_path.display()))?;
+    lock.try_lock().map_err(|_| {
+        anyhow!(
+            "another touchstone process is running in {} (it holds {})",
+            dir.display(),
+            lock_path.display()
+        )
+    })?;
     let mut man = match manifest::Manifest::read(&dir)? {
         Some(m) if options.resume.is_some() => {
             if m.config_hash != hash {
@@ -125,7 +125,9 @@ pub fn run(config_path: &Path, options: &RunOptions) -> Result<PathBuf> {
         ProgressBar::hidden()
     };
     let mut context = Shared::new(&config, &dir, options.fault)?;
-    preflight(&config, &text, config_path, &points, context.head.as_ref())?;
+    if trains {
+        preflight(&text, config_path, &points, context.head.as_ref())?;
+    }
     // What the rows will be made from: a resumed run must read the same model and data.
     let model = context
         .model
@@ -252,12 +254,7 @@ impl Shared {
             }
             (None, None) => unreachable!("validated by config::parse"),
         };
-        let exported = train::export::load_head(&model)?;
-        let head = MatchModel {
-            weights: exported.head.fc1_weight.clone(),
-            bias: exported.head.fc1_bias,
-            threshold: exported.threshold as f32,
-        };
+        let head = head_of(&model)?;
         Ok(Self {
             data: Some(folder),
             model: Some(model),
@@ -346,16 +343,92 @@ impl Shared {
     }
 }
 
+/// The run folder: a new `<outputs.dir>/<name>/<timestamp>` (made here, never reused: a
+/// second run started in the same second gets a `-2` suffix), or the one to resume. Either
+/// way it must really lie under `outputs.dir` — checked on resolved paths before anything
+/// is created inside it, so a symbolic link cannot lead a run elsewhere.
+fn run_folder(config: &ExperimentConfig, options: &RunOptions) -> Result<PathBuf> {
+    std::fs::create_dir_all(&config.outputs.dir)
+        .with_context(|| format!("creating {}", config.outputs.dir.display()))?;
+    let outputs = config
+        .outputs
+        .dir
+        .canonicalize()
+        .with_context(|| format!("resolving {}", config.outputs.dir.display()))?;
+    let inside = |path: &Path| -> Result<()> {
+        let real = path
+            .canonicalize()
+            .with_context(|| format!("resolving {}", path.display()))?;
+        if !real.starts_with(&outputs) {
+            bail!(
+                "{} resolves to {}, outside outputs.dir {}",
+                path.display(),
+                real.display(),
+                outputs.display()
+            );
+        }
+        Ok(())
+    };
+    let root = config.outputs.dir.join(&config.name);
+    if root.exists() {
+        inside(&root)?;
+    }
+    let dir = match &options.resume {
+        Some(Some(dir)) => dir.clone(),
+        Some(None) => manifest::latest(&root)?.with_context(|| {
+            format!(
+                "--resume: no earlier run of `{}` under {}",
+                config.name,
+                root.display()
+            )
+        })?,
+        None => {
+            std::fs::create_dir_all(&root)
+                .with_context(|| format!("creating {}", root.display()))?;
+            inside(&root)?;
+            let stamp = manifest::timestamp();
+            let mut made = None;
+            for n in 1..=100 {
+                let name = if n == 1 {
+                    stamp.clone()
+                } else {
+                    format!("{stamp}-{n}")
+                };
+                match std::fs::create_dir(root.join(&name)) {
+                    Ok(()) => {
+                        made = Some(root.join(name));
+                        break;
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                    Err(e) => {
+                        return Err(e).with_context(|| format!("creating {}", root.display()))
+                    }
+                }
+            }
+            made.with_context(|| format!("100 runs of `{}` started this second", config.name))?
+        }
+    };
+    if !dir.is_dir() {
+        bail!("--resume: {} is not a run folder", dir.display());
+    }
+    inside(&dir)?;
+    Ok(dir)
+}
+
+/// A model folder's float head (FC-1 weights, bias, threshold).
+fn head_of(model: &Path) -> Result<MatchModel> {
+    let exported = train::export::load_head(model)?;
+    Ok(MatchModel {
+        weights: exported.head.fc1_weight.clone(),
+        bias: exported.head.fc1_bias,
+        threshold: exported.threshold as f32,
+    })
+}
+
 /// Checks what only the model decides, for every point before the first one runs: the
-/// point's parameter set must hold every score its quantized head can produce (t > 2·bound),
-/// and the layout must fit the head.
-fn preflight(
-    config: &ExperimentConfig,
-    text: &str,
-    path: &Path,
-    points: &[Point],
-    head: Option<&MatchModel>,
-) -> Result<()> {
+/// point's parameter set must hold every score its quantized head can produce (t > 2·bound)
+/// and its layout must fit the head — exactly what the client checks when it is built.
+fn preflight(text: &str, path: &Path, points: &[Point], head: Option<&MatchModel>) -> Result<()> {
     let mut checked = HashSet::new();
     for p in points.iter().filter(|p| p.scheme.encrypted()) {
         if !checked.insert((
@@ -378,19 +451,28 @@ fn preflight(
         };
         let scheme = scheme_config(p, None)?;
         let params = scheme.param_spec()?.expect("encrypted").build()?;
-        params
-            .check_score_bound(workload.quantized.score_bound())
-            .map_err(|e| {
-                anyhow!(
-                    "{}:{}: field `matching.params` ({}) with `bits: {}`: {e}",
-                    path.display(),
-                    config::line_of(text, "params").max(config::line_of(text, "bits")),
-                    params.name(),
-                    p.bits
-                )
-            })?;
+        let name = params.name().to_string();
+        let layout = match p.scheme {
+            SchemeKind::BlindTouch => Layout::BlindTouch {
+                encrypted_weights: p.encrypted_weights,
+            },
+            _ => Layout::Columnar,
+        };
+        Client::new(params, layout, workload.quantized).map_err(|e| {
+            let key = if p.params == "default" {
+                "bits"
+            } else {
+                "params"
+            };
+            anyhow!(
+                "{}:{}: field `matching.{key}`: {} with parameter set `{name}` and `bits: {}`: {e}",
+                path.display(),
+                config::line_of(text, key),
+                p.scheme,
+                p.bits
+            )
+        })?;
     }
-    let _ = config;
     Ok(())
 }
 
