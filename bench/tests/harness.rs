@@ -2,24 +2,11 @@
 //! regression gate both ways. Small synthetic sweeps (no image data) keep these fast.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
-fn touchstone(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_touchstone"))
-        .args(args)
-        .current_dir(cwd)
-        .env("RUST_BACKTRACE", "0")
-        .output()
-        .expect("the touchstone binary runs")
-}
+mod common;
 
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use common::{text, touchstone};
 
 const CONFIG: &str = "name: tiny
 seed: [1, 2]
@@ -31,6 +18,15 @@ matching:
 outputs:
   dir: out
 ";
+
+/// One seed, one gallery size, `quantized` and `columnar`: the smallest run with an
+/// encrypted scheme.
+fn small_encrypted_config() -> String {
+    CONFIG
+        .replace("seed: [1, 2]", "seed: 1")
+        .replace("[plain, quantized]", "[quantized, columnar]")
+        .replace("[8, 16, 24]", "[8]")
+}
 
 fn keys(dir: &Path) -> Vec<String> {
     std::fs::read_to_string(dir.join("rows.jsonl"))
@@ -142,14 +138,7 @@ fn an_interrupted_run_resumes_to_exactly_the_full_set_of_rows() {
 #[test]
 fn regress_passes_against_its_own_baseline_and_fails_on_a_worse_ratio() {
     let tmp = tempfile::tempdir().unwrap();
-    std::fs::write(
-        tmp.path().join("tiny.yaml"),
-        CONFIG
-            .replace("seed: [1, 2]", "seed: 1")
-            .replace("[plain, quantized]", "[quantized, columnar]")
-            .replace("[8, 16, 24]", "[8]"),
-    )
-    .unwrap();
+    std::fs::write(tmp.path().join("tiny.yaml"), small_encrypted_config()).unwrap();
     let run = touchstone(&["run", "tiny.yaml", "--quiet"], tmp.path());
     assert!(run.status.success(), "{}", text(&run));
     let dir = run_dir(tmp.path());
@@ -468,6 +457,14 @@ fn match_refuses_non_finite_or_negative_noise_and_bad_bits() {
         assert!(!o.status.success(), "--bits {bits}");
         assert!(text(&o).contains("bits"), "{bits}: {}", text(&o));
     }
+    for bits in ["0", "65"] {
+        let o = touchstone(
+            &["eval", "--model", "m", "--data", "d", "--bits", bits],
+            tmp.path(),
+        );
+        assert!(!o.status.success(), "eval --bits {bits}");
+        assert!(text(&o).contains("--bits"), "{bits}: {}", text(&o));
+    }
     let o = touchstone(
         &[
             "match",
@@ -491,14 +488,7 @@ fn match_refuses_non_finite_or_negative_noise_and_bad_bits() {
 #[test]
 fn the_manifest_records_the_real_compiler_and_locked_crate_versions() {
     let tmp = tempfile::tempdir().unwrap();
-    std::fs::write(
-        tmp.path().join("tiny.yaml"),
-        CONFIG
-            .replace("seed: [1, 2]", "seed: 1")
-            .replace("[plain, quantized]", "[quantized, columnar]")
-            .replace("[8, 16, 24]", "[8]"),
-    )
-    .unwrap();
+    std::fs::write(tmp.path().join("tiny.yaml"), small_encrypted_config()).unwrap();
     let o = touchstone(&["run", "tiny.yaml", "--quiet"], tmp.path());
     assert!(o.status.success(), "{}", text(&o));
     let dir = run_dir(tmp.path());

@@ -112,6 +112,15 @@ pub fn render(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The scheme as tables name it (`blindtouch (enc. w)` for encrypted weights).
+fn scheme_label(point: &Point) -> String {
+    if point.encrypted_weights {
+        format!("{} (enc. w)", point.scheme)
+    } else {
+        point.scheme.to_string()
+    }
+}
+
 fn pct(v: f64) -> String {
     format!("{:.2}%", 100.0 * v)
 }
@@ -162,15 +171,7 @@ pub fn accuracy_table(rows: &[Row]) -> Option<Table> {
         }
         t.row(vec![
             r.point.preprocessing.clone(),
-            format!(
-                "{}{}",
-                r.point.scheme,
-                if r.point.encrypted_weights {
-                    " (enc. w)"
-                } else {
-                    ""
-                }
-            ),
+            scheme_label(&r.point),
             r.engine_running.clone(),
             r.params_name.clone(),
             r.point.bits.to_string(),
@@ -215,15 +216,7 @@ pub fn latency_table(rows: &[Row]) -> Table {
     for r in rows {
         let total = r.stage("total");
         t.row(vec![
-            format!(
-                "{}{}",
-                r.point.scheme,
-                if r.point.encrypted_weights {
-                    " (enc. w)"
-                } else {
-                    ""
-                }
-            ),
+            scheme_label(&r.point),
             r.engine_running.clone(),
             r.params_name.clone(),
             r.point.users.to_string(),

@@ -632,3 +632,47 @@ fn run_point(
         wall_s: start.elapsed().as_secs_f64(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use protocol::ColumnarEngine;
+
+    fn point(seed: u64, users: usize) -> Point {
+        Point {
+            seed,
+            preprocessing: "model".into(),
+            scheme: SchemeKind::Columnar,
+            engine: ColumnarEngine::Cpu,
+            params: "default".into(),
+            encrypted_weights: false,
+            bits: 8,
+            users,
+            clusters: 1,
+            probes: 2,
+        }
+    }
+
+    #[test]
+    fn accuracy_is_cached_by_everything_but_gallery_size_and_probe_count() {
+        // The latency axes share one accuracy run ...
+        assert_eq!(accuracy_key(&point(1, 500)), accuracy_key(&point(1, 5000)));
+        let mut more_probes = point(1, 500);
+        more_probes.probes = 9;
+        assert_eq!(accuracy_key(&point(1, 500)), accuracy_key(&more_probes));
+        // ... every other axis changes the scores or how they are made.
+        assert_ne!(accuracy_key(&point(1, 500)), accuracy_key(&point(2, 500)));
+        for change in [
+            |p: &mut Point| p.bits = 6,
+            |p: &mut Point| p.preprocessing = "identity".into(),
+            |p: &mut Point| p.engine = ColumnarEngine::Fhe,
+            |p: &mut Point| p.clusters = 3,
+            |p: &mut Point| p.params = "col-16384".into(),
+            |p: &mut Point| p.scheme = SchemeKind::BlindTouch,
+        ] {
+            let mut other = point(1, 500);
+            change(&mut other);
+            assert_ne!(accuracy_key(&point(1, 500)), accuracy_key(&other));
+        }
+    }
+}

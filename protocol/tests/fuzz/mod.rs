@@ -473,6 +473,8 @@ pub fn run(d: &Deployment, kind: Artifact, iterations: u64, seed: u64) -> Report
         main.enrol(&d.enrolment).expect("enrol");
         main
     });
+    let mut setup_main = (kind == Artifact::Setup)
+        .then(|| MainServer::new(params.clone(), Box::new(transport(&params, d.engine))));
     let mut enrol_main = (kind == Artifact::Enrolment).then(|| {
         let mut main = MainServer::new(params.clone(), Box::new(transport(&params, d.engine)));
         main.setup(&d.setup).expect("setup");
@@ -521,9 +523,14 @@ pub fn run(d: &Deployment, kind: Artifact, iterations: u64, seed: u64) -> Report
         let outcome = catch_unwind(AssertUnwindSafe(|| -> std::result::Result<(), String> {
             let r: Result<()> = match kind {
                 Artifact::Setup => {
-                    let mut main =
-                        MainServer::new(params.clone(), Box::new(transport(&params, d.engine)));
-                    main.setup(&mutated)
+                    // One main server for the run; an accepted setup binds it, and the
+                    // operator's reset frees it for the next mutation.
+                    let main = setup_main.as_mut().expect("setup main");
+                    let r = main.setup(&mutated);
+                    if r.is_ok() {
+                        main.reset().map_err(|e| e.to_string())?;
+                    }
+                    r
                 }
                 Artifact::Enrolment => {
                     // One main server for the whole run: each accepted enrolment replaces
