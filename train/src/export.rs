@@ -222,7 +222,20 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     format!("{:x}", Sha256::digest(bytes))
 }
 
+/// The largest model file read (the widest network the config allows — width 4 at
+/// 1024 px — is about 250 MB of weights, and its head.json about 0.5 GB of JSON).
+const MAX_FILE: u64 = 2 << 30;
+
 fn read(path: &Path) -> Result<Vec<u8>> {
+    let size = std::fs::metadata(path)
+        .map_err(|e| TrainError::model(path, e))?
+        .len();
+    if size > MAX_FILE {
+        return Err(TrainError::model(
+            path,
+            format!("is {size} bytes, above the {MAX_FILE}-byte limit for a model file"),
+        ));
+    }
     std::fs::read(path).map_err(|e| TrainError::model(path, e))
 }
 
