@@ -195,15 +195,7 @@ pub fn run(args: &MatchArgs) -> Result<()> {
     }
     match &test {
         Some(test) => {
-            let matrix = ScoreMatrix {
-                rows: outcomes
-                    .iter()
-                    .map(|o| (0..o.scores.len()).map(|u| o.scores.get(u)).collect())
-                    .collect(),
-                integer: args.scheme != SchemeKind::Plain,
-                exactness: None,
-                noise_budget_bits: None,
-            };
+            let matrix = ScoreMatrix::of(&outcomes);
             let accuracy = Accuracy::of(test, &matrix, evaluation::threshold(&workload, &matrix));
             let kind = match args.scheme {
                 SchemeKind::Plain => "float",

@@ -35,6 +35,14 @@ impl Scores {
         }
     }
 
+    /// Every score as f64, in user order (for metrics and curves).
+    pub fn to_f64(&self) -> Vec<f64> {
+        match self {
+            Scores::Float(s) => s.clone(),
+            Scores::Integer(s) => s.iter().map(|&v| v as f64).collect(),
+        }
+    }
+
     /// Score of user `u` as f64 (for tables and curves).
     pub fn get(&self, u: usize) -> f64 {
         match self {

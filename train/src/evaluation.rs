@@ -18,7 +18,7 @@ use datasets::augment::Augmenter;
 use datasets::metrics::{self, Verification};
 use datasets::{loaders, splits};
 use protocol::synthetic::Probe;
-use protocol::{MatchModel, Matcher, Reference, Tally, Workload};
+use protocol::{MatchModel, MatchOutcome, Matcher, Reference, Tally, Workload};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -183,7 +183,7 @@ impl TestSet {
 /// Every probe's scores against every enrolled user, as one scheme computed them (float
 /// logits for `plain`, integer scores otherwise), and the exactness tally of an encrypted
 /// scheme.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct ScoreMatrix {
     /// `rows[p][u]`: probe p against user u.
     pub rows: Vec<Vec<f64>>,
@@ -201,33 +201,37 @@ pub struct ScoreMatrix {
 /// whether a difference is fatal — the harness and `match` make it so).
 pub fn score(workload: &Workload, matcher: &mut dyn Matcher) -> protocol::Result<ScoreMatrix> {
     matcher.enrol(&workload.gallery)?;
-    let encrypted = matcher.kind().encrypted();
-    let reference = encrypted.then(|| Reference::of(workload));
+    let reference = matcher.kind().encrypted().then(|| Reference::of(workload));
     let mut tally = Tally::default();
-    let mut noise = None::<f64>;
-    let mut rows = Vec::with_capacity(workload.probes.len());
-    let mut integer = true;
+    let mut matrix = ScoreMatrix::default();
     for probe in &workload.probes {
         let outcome = matcher.identify(&probe.template)?;
         if let Some(reference) = &reference {
             tally.check(reference, &probe.template, &outcome);
         }
-        if let Some(bits) = outcome.noise_budget_bits {
-            noise = Some(noise.map_or(bits, |n: f64| n.min(bits)));
-        }
-        integer = outcome.scores.integers().is_some();
-        rows.push(
-            (0..outcome.scores.len())
-                .map(|u| outcome.scores.get(u))
-                .collect(),
-        );
+        matrix.push(&outcome);
     }
-    Ok(ScoreMatrix {
-        rows,
-        integer,
-        exactness: reference.map(|_| tally),
-        noise_budget_bits: noise,
-    })
+    matrix.exactness = reference.map(|_| tally);
+    Ok(matrix)
+}
+
+impl ScoreMatrix {
+    /// Appends one probe's outcome (its scores and noise budget).
+    pub fn push(&mut self, outcome: &MatchOutcome) {
+        if let Some(bits) = outcome.noise_budget_bits {
+            self.noise_budget_bits = Some(self.noise_budget_bits.map_or(bits, |n| n.min(bits)));
+        }
+        self.integer = outcome.scores.integers().is_some();
+        self.rows.push(outcome.scores.to_f64());
+    }
+
+    /// The matrix of outcomes already computed (e.g. by `touchstone match`, which also
+    /// keeps their timings).
+    pub fn of(outcomes: &[MatchOutcome]) -> Self {
+        let mut matrix = Self::default();
+        outcomes.iter().for_each(|o| matrix.push(o));
+        matrix
+    }
 }
 
 /// Verification-pair scores, for ROC and DET curves.
