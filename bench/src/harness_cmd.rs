@@ -1,6 +1,6 @@
 //! CLI front of the harness: `run`, `report`, `compare`, `regress`.
 
-use crate::harness::{manifest, regress, report, run};
+use crate::harness::{manifest, merge, regress, report, run, shard::Shard, slurm};
 use anyhow::{Context, Result};
 use clap::Args;
 use std::path::PathBuf;
@@ -11,8 +11,15 @@ pub struct RunArgs {
     config: PathBuf,
     /// Continue an interrupted run: the given run directory, or without a value the
     /// newest run of this config. Finished rows are kept, the rest are run.
-    #[arg(long, num_args = 0..=1, default_missing_value = "")]
+    #[arg(long, num_args = 0..=1, default_missing_value = "", conflicts_with = "shard")]
     resume: Option<String>,
+    /// Run only shard I of N (1-based) of the sweep, into RUN_DIR/shards/I-of-N; a rerun
+    /// resumes it. `touchstone merge RUN_DIR` joins the shards.
+    #[arg(long, value_name = "I/N", requires = "run_dir")]
+    shard: Option<Shard>,
+    /// The shared run folder of a sharded run (with --shard).
+    #[arg(long, value_name = "RUN_DIR", requires = "shard")]
+    run_dir: Option<PathBuf>,
     /// Stop after this many new rows (what an interrupted run leaves behind).
     #[arg(long)]
     max_rows: Option<usize>,
@@ -23,6 +30,43 @@ pub struct RunArgs {
     /// +1 (a homomorphic plaintext addition), so the run must fail.
     #[arg(long, hide = true)]
     inject_fault: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct MergeArgs {
+    /// The shared run folder the shards ran in (`--run-dir` of `touchstone run --shard`).
+    run_dir: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct SlurmArgs {
+    /// Experiment config (YAML).
+    config: PathBuf,
+    /// Number of array tasks (shards).
+    #[arg(long)]
+    shards: usize,
+    /// Slurm partition.
+    #[arg(long)]
+    partition: Option<String>,
+    /// Time limit per task, in Slurm's format (e.g. 02:00:00).
+    #[arg(long)]
+    time: Option<String>,
+    /// CPUs per task.
+    #[arg(long)]
+    cpus_per_task: Option<u32>,
+    /// Memory per task, in Slurm's format (e.g. 8G).
+    #[arg(long)]
+    mem: Option<String>,
+    /// Shared run folder (on storage every node sees); default
+    /// <outputs.dir>/<name>/<timestamp>-slurm.
+    #[arg(long)]
+    run_dir: Option<PathBuf>,
+    /// The touchstone binary the tasks run (default: this one).
+    #[arg(long)]
+    touchstone: Option<PathBuf>,
+    /// Submit the array and the merge job with sbatch and print their ids.
+    #[arg(long)]
+    submit: bool,
 }
 
 #[derive(Args, Debug)]
@@ -74,8 +118,55 @@ pub fn run(args: &RunArgs) -> Result<()> {
         fault: args
             .inject_fault
             .then_some(protocol::transport::Fault::ShiftFirstResult),
+        shard: args.shard.zip(args.run_dir.clone()),
     };
     run::run(&args.config, &options)?;
+    Ok(())
+}
+
+pub fn merge(args: &MergeArgs) -> Result<()> {
+    let merged = merge::merge(&args.run_dir)?;
+    println!(
+        "merged {} shards, {} rows; wrote {}",
+        merged.shards,
+        merged.rows,
+        args.run_dir.join("summary.md").display()
+    );
+    Ok(())
+}
+
+pub fn slurm(args: &SlurmArgs) -> Result<()> {
+    let request = slurm::plan(
+        &args.config,
+        args.run_dir.as_deref(),
+        args.touchstone.as_deref(),
+        slurm::Resources {
+            shards: args.shards,
+            partition: args.partition.clone(),
+            time: args.time.clone(),
+            cpus_per_task: args.cpus_per_task,
+            mem: args.mem.clone(),
+        },
+    )?;
+    let scripts = slurm::write_scripts(&request)?;
+    println!(
+        "wrote {}, {} and {}",
+        scripts.array.display(),
+        scripts.merge.display(),
+        scripts.submit.display()
+    );
+    if args.submit {
+        let ids = slurm::submit(&request, &scripts)?;
+        println!(
+            "submitted array job {} ({} tasks) and merge job {} (afterok); results in {}",
+            ids.array_job,
+            request.shards,
+            ids.merge_job,
+            request.run_dir.display()
+        );
+    } else {
+        println!("submit with: {}", scripts.submit.display());
+    }
     Ok(())
 }
 

@@ -25,6 +25,12 @@ enum Command {
     /// Run an experiment config: expand its sweep, run every point (resumable), write
     /// rows.csv / rows.parquet, summary.md, figures and manifest.json under results/.
     Run(harness_cmd::RunArgs),
+    /// Join the shards of a sharded run (`run --shard I/N --run-dir DIR`) into one run
+    /// folder, after checking that every point is there exactly once.
+    Merge(harness_cmd::MergeArgs),
+    /// Write (and with --submit, submit) a Slurm job array that runs a sweep's shards,
+    /// and a merge job that runs when all of them succeeded.
+    Slurm(harness_cmd::SlurmArgs),
     /// Re-render a run directory's tables and figures from its rows.
     Report(harness_cmd::ReportArgs),
     /// Two runs side by side with ratios.
@@ -58,6 +64,8 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Run(args) => harness_cmd::run(&args),
+        Command::Merge(args) => harness_cmd::merge(&args),
+        Command::Slurm(args) => harness_cmd::slurm(&args),
         Command::Report(args) => harness_cmd::report(&args),
         Command::Compare(args) => harness_cmd::compare(&args),
         Command::Regress(args) => harness_cmd::regress(&args),

@@ -31,6 +31,12 @@ pub struct Manifest {
     pub finished: Option<String>,
     pub rows: usize,
     pub wall_s: f64,
+    /// A shard's folder: which shard, and every attempt at it (host, times, Slurm ids).
+    #[serde(default)]
+    pub shard: Option<super::shard::ShardRecord>,
+    /// A merged run: the shards it was merged from.
+    #[serde(default)]
+    pub shards: Vec<super::shard::ShardRecord>,
 }
 
 /// A folder a run read, and hashes that identify its contents.
@@ -150,6 +156,8 @@ impl Manifest {
             finished: None,
             rows: 0,
             wall_s: 0.0,
+            shard: None,
+            shards: Vec::new(),
         }
     }
 

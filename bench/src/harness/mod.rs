@@ -1,15 +1,19 @@
 //! The experiment harness: YAML configs with sweeps ([`config`], [`sweep`]), the runner
 //! with resume ([`run`]), rows and their export ([`rows`]), summaries and figures
-//! ([`report`], [`figures`]), provenance ([`manifest`]) and the regression gate
-//! ([`regress`]).
+//! ([`report`], [`figures`]), provenance ([`manifest`]), the regression gate
+//! ([`regress`]), and sweeps split over several processes or machines ([`shard`],
+//! [`merge`], [`slurm`]).
 
 pub mod atomic;
 pub mod config;
 pub mod figures;
 pub mod machine;
 pub mod manifest;
+pub mod merge;
 pub mod regress;
 pub mod report;
 pub mod rows;
 pub mod run;
+pub mod shard;
+pub mod slurm;
 pub mod sweep;

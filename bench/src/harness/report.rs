@@ -104,12 +104,56 @@ pub fn render(dir: &Path) -> Result<()> {
     let figure_dir = dir.join("figures");
     std::fs::create_dir_all(&figure_dir)?;
     let figures = figures::draw_all(&rows, &scores, &figure_dir, config.outputs.svg)?;
-    let summary = summary_markdown(config, &rows, &figures);
+    let mut summary = summary_markdown(config, &rows, &figures);
+    if let Some(man) = super::manifest::Manifest::read(dir)? {
+        summary.push_str(&shards_markdown(&man.shards));
+    }
     std::fs::write(dir.join("summary.md"), summary)?;
     if config.outputs.latex {
         std::fs::write(dir.join("summary.tex"), summary_latex(&rows))?;
     }
     Ok(())
+}
+
+/// For a merged run: where and when each shard ran (every attempt), with Slurm's ids.
+fn shards_markdown(shards: &[super::shard::ShardRecord]) -> String {
+    if shards.is_empty() {
+        return String::new();
+    }
+    let mut table = Table::new(&[
+        "shard",
+        "points",
+        "attempt",
+        "host",
+        "started",
+        "finished",
+        "rows",
+        "slurm job (array_task)",
+    ]);
+    for record in shards {
+        for (i, a) in record.attempts.iter().enumerate() {
+            table.row(vec![
+                record.shard.to_string(),
+                record.points.to_string(),
+                (i + 1).to_string(),
+                a.host.clone(),
+                a.started.clone(),
+                a.finished.clone().unwrap_or_else(|| "(stopped)".into()),
+                a.rows.to_string(),
+                a.slurm.as_ref().map_or("-".into(), |s| {
+                    match (&s.array_job_id, &s.array_task_id) {
+                        (Some(j), Some(t)) => format!("{} ({j}_{t})", s.job_id),
+                        _ => s.job_id.clone(),
+                    }
+                }),
+            ]);
+        }
+    }
+    format!(
+        "\n## Shards\n\nMerged from {} shards (`touchstone merge`); times are UTC.\n\n{}",
+        shards.len(),
+        table.render()
+    )
 }
 
 /// The scheme as tables name it (`blindtouch (enc. w)` for encrypted weights).

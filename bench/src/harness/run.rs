@@ -3,6 +3,7 @@
 
 use super::config::{self, ExperimentConfig};
 use super::rows::{self, AccuracyCols, Row, Stat, STAGES};
+use super::shard::{self, Attempt, Shard, ShardRecord, SlurmIds};
 use super::sweep::{self, Point};
 use super::{machine, manifest, report};
 use anyhow::{anyhow, bail, Context, Result};
@@ -29,6 +30,9 @@ pub struct RunOptions {
     pub progress: bool,
     /// Fault injection between main server and clusters (tests of the exactness gate).
     pub fault: Option<Fault>,
+    /// Run only this shard's points, in its folder under the given shared run folder
+    /// (`<run-dir>/shards/I-of-N`); a shard folder that exists is resumed.
+    pub shard: Option<(Shard, PathBuf)>,
 }
 
 /// Runs `config_path`; returns the run directory.
@@ -46,10 +50,25 @@ pub fn run(config_path: &Path, options: &RunOptions) -> Result<PathBuf> {
         None => None,
     };
     let trains = config.model.as_ref().is_some_and(|m| m.train.is_some());
+    if trains && options.shard.is_some() {
+        bail!(
+            "{}: a sharded run cannot train its model (every shard would train its own); \
+             train it once with `touchstone train`, then set model.path to the model folder",
+            config_path.display()
+        );
+    }
     if !trains {
         preflight(&text, config_path, &points, early_head.as_ref())?;
     }
-    let dir = run_folder(&config, options)?;
+    let (dir, resume) = match &options.shard {
+        Some((shard, run_dir)) => {
+            let dir = shard.folder(run_dir);
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            let resume = dir.join("manifest.json").exists();
+            (dir, resume)
+        }
+        None => (run_folder(&config, options)?, options.resume.is_some()),
+    };
     // One process per run folder: a second `run --resume` on it would append the same
     // points twice.
     let lock_path = dir.join(".lock");
@@ -67,7 +86,7 @@ pub fn run(config_path: &Path, options: &RunOptions) -> Result<PathBuf> {
         )
     })?;
     let mut man = match manifest::Manifest::read(&dir)? {
-        Some(m) if options.resume.is_some() => {
+        Some(m) if resume => {
             if m.config_hash != hash {
                 bail!(
                     "{} was made from another version of the config (hash {} ≠ {}); start a new run",
@@ -84,6 +103,35 @@ pub fn run(config_path: &Path, options: &RunOptions) -> Result<PathBuf> {
         ),
         None => manifest::Manifest::new(&config, &text, config_path),
     };
+    // A shard runs its own points only; its log may hold no other.
+    let points: Vec<Point> = match &options.shard {
+        Some((shard, _)) => shard.points(&points).into_iter().cloned().collect(),
+        None => points,
+    };
+    if let Some((shard, _)) = &options.shard {
+        let record = man.shard.get_or_insert_with(|| ShardRecord {
+            shard: *shard,
+            points: points.len(),
+            attempts: Vec::new(),
+        });
+        if record.shard != *shard || record.points != points.len() {
+            bail!(
+                "{} belongs to shard {} ({} points), not {shard} ({} points)",
+                dir.display(),
+                record.shard,
+                record.points,
+                points.len()
+            );
+        }
+        man.finished = None;
+        record.attempts.push(Attempt {
+            host: shard::host_name(),
+            started: manifest::timestamp(),
+            finished: None,
+            rows: 0,
+            slurm: SlurmIds::from_env(),
+        });
+    }
     man.write(&dir)?;
 
     let log = dir.join("rows.jsonl");
@@ -106,8 +154,12 @@ pub fn run(config_path: &Path, options: &RunOptions) -> Result<PathBuf> {
         .filter(|p| !done.contains(p.key().as_str()))
         .collect();
     println!(
-        "touchstone run {} · {} points ({} done, {} to run) · {}",
+        "touchstone run {}{} · {} points ({} done, {} to run) · {}",
         config_path.display(),
+        options
+            .shard
+            .as_ref()
+            .map_or(String::new(), |(s, _)| format!(" · shard {s}")),
         points.len(),
         points.len() - todo.len(),
         todo.len(),
@@ -139,7 +191,7 @@ pub fn run(config_path: &Path, options: &RunOptions) -> Result<PathBuf> {
         .as_deref()
         .map(manifest::dataset_inputs)
         .transpose()?;
-    if options.resume.is_some() {
+    if resume {
         for (what, before, now) in [
             ("model", &man.model, &model),
             ("dataset", &man.dataset, &dataset),
@@ -162,10 +214,16 @@ pub fn run(config_path: &Path, options: &RunOptions) -> Result<PathBuf> {
     for (i, point) in todo.iter().enumerate() {
         if options.max_rows.is_some_and(|m| i >= m) {
             bar.abandon();
-            println!(
-                "stopped after {i} new rows (--max-rows); resume with --resume {}",
-                dir.display()
-            );
+            match &options.shard {
+                Some((s, run_dir)) => println!(
+                    "stopped after {i} new rows (--max-rows); rerun `--shard {s} --run-dir {}` to resume",
+                    run_dir.display()
+                ),
+                None => println!(
+                    "stopped after {i} new rows (--max-rows); resume with --resume {}",
+                    dir.display()
+                ),
+            }
             return Ok(dir);
         }
         bar.set_message(point.key());
@@ -178,6 +236,25 @@ pub fn run(config_path: &Path, options: &RunOptions) -> Result<PathBuf> {
 
     let all = rows::read_log(&log, &expect)?;
     man.finish(start.elapsed().as_secs_f64() + man.wall_s, all.rows.len());
+    let finished = man.finished.clone();
+    if let Some(record) = man.shard.as_mut() {
+        let attempt = record.attempts.last_mut().expect("pushed above");
+        attempt.finished = finished;
+        attempt.rows = todo.len();
+        let shard = record.shard;
+        man.write(&dir)?;
+        println!(
+            "shard {} finished: {} rows in {}; merge the shards with `touchstone merge {}`",
+            shard,
+            all.rows.len(),
+            dir.display(),
+            dir.parent()
+                .and_then(Path::parent)
+                .unwrap_or(&dir)
+                .display()
+        );
+        return Ok(dir);
+    }
     man.write(&dir)?;
     report::render(&dir)?;
     println!("wrote {}", dir.join("summary.md").display());
@@ -477,7 +554,7 @@ fn preflight(text: &str, path: &Path, points: &[Point], head: Option<&MatchModel
 }
 
 /// The parameter sets the sweep's encrypted points use, as built (moduli and t).
-fn param_records(points: &[Point]) -> Result<Vec<manifest::ParamRecord>> {
+pub(crate) fn param_records(points: &[Point]) -> Result<Vec<manifest::ParamRecord>> {
     let mut names = Vec::new();
     for p in points.iter().filter(|p| p.scheme.encrypted()) {
         if let Some(spec) = scheme_config(p, None)?.param_spec()? {
@@ -517,6 +594,23 @@ fn scheme_config(point: &Point, fault: Option<Fault>) -> Result<SchemeConfig> {
 }
 
 fn ensure_synthetic(synth: &datasets::synth::SynthConfig, folder: &Path) -> Result<()> {
+    // Shards of one sweep start together (a Slurm array): one generates the set, the
+    // others wait on the lock and then find it made.
+    if let Some(parent) = folder.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    let mut lock_path = folder.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let lock_path = PathBuf::from(lock_path);
+    let lock = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .with_context(|| format!("opening {}", lock_path.display()))?;
+    lock.lock()
+        .with_context(|| format!("locking {}", lock_path.display()))?;
     let manifest = folder.join("manifest.json");
     if let Ok(text) = std::fs::read_to_string(&manifest) {
         if let Ok(existing) = serde_json::from_str::<datasets::synth::Manifest>(&text) {
