@@ -108,6 +108,18 @@ pub struct RegressArgs {
 }
 
 pub fn run(args: &RunArgs) -> Result<()> {
+    let text = std::fs::read_to_string(&args.config)
+        .with_context(|| format!("reading {}", args.config.display()))?;
+    if crate::harness::bpkem_study::is_study(&text) {
+        if args.shard.is_some() || args.resume.is_some() || args.max_rows.is_some() {
+            anyhow::bail!(
+                "{} is a BPKEM study: it runs whole (no --shard, --resume or --max-rows)",
+                args.config.display()
+            );
+        }
+        crate::harness::bpkem_study::run(&args.config, &text)?;
+        return Ok(());
+    }
     let options = run::RunOptions {
         resume: args
             .resume

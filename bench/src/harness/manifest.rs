@@ -161,6 +161,30 @@ impl Manifest {
         }
     }
 
+    /// A study that is not a sweep (e.g. BPKEM): the config text and its hash, versions,
+    /// machine; the caller fills seeds and inputs.
+    pub fn for_study(name: &str, text: &str, path: &Path) -> Self {
+        Self {
+            name: name.to_string(),
+            config_path: path.display().to_string(),
+            config_hash: hash(text),
+            config: text.to_string(),
+            git_commit: git_commit(),
+            versions: versions(),
+            machine: super::machine::describe(),
+            seeds: Vec::new(),
+            model: None,
+            dataset: None,
+            params: Vec::new(),
+            started: timestamp(),
+            finished: None,
+            rows: 0,
+            wall_s: 0.0,
+            shard: None,
+            shards: Vec::new(),
+        }
+    }
+
     /// Marks the run complete.
     pub fn finish(&mut self, wall_s: f64, rows: usize) {
         self.finished = Some(timestamp());

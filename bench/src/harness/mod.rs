@@ -5,6 +5,7 @@
 //! [`merge`], [`slurm`]).
 
 pub mod atomic;
+pub mod bpkem_study;
 pub mod config;
 pub mod figures;
 pub mod machine;

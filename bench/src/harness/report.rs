@@ -83,6 +83,18 @@ pub fn load(dir: &Path) -> Result<(ExperimentConfig, Vec<Row>)> {
 
 /// Re-renders a run directory from its rows (never modifying rows.jsonl).
 pub fn render(dir: &Path) -> Result<()> {
+    if let Some(man) = super::manifest::Manifest::read(dir)? {
+        if super::bpkem_study::is_study(&man.config) {
+            let config =
+                super::bpkem_study::parse_stored(&man.config, Path::new(&man.config_path))?;
+            let path = dir.join("bpkem.json");
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let result = serde_json::from_str(&text)
+                .with_context(|| format!("parsing {}", path.display()))?;
+            return super::bpkem_study::render(dir, &config, &result);
+        }
+    }
     let (config, rows) = load(dir)?;
     let config = &config;
     if rows.is_empty() {

@@ -299,13 +299,7 @@ impl Shared {
         };
         let folder = match (&data.synthetic, &data.path) {
             (Some(synth), _) => {
-                let folder = config.outputs.dir.join("cache").join(
-                    format!(
-                        "synth-{:?}-{}-{}-{}",
-                        synth.preset, synth.fingers, synth.seed, synth.altered
-                    )
-                    .to_lowercase(),
-                );
+                let folder = synthetic_folder(&config.outputs.dir, synth);
                 ensure_synthetic(synth, &folder)?;
                 folder
             }
@@ -425,13 +419,24 @@ impl Shared {
 /// way it must really lie under `outputs.dir` — checked on resolved paths before anything
 /// is created inside it, so a symbolic link cannot lead a run elsewhere.
 fn run_folder(config: &ExperimentConfig, options: &RunOptions) -> Result<PathBuf> {
-    std::fs::create_dir_all(&config.outputs.dir)
-        .with_context(|| format!("creating {}", config.outputs.dir.display()))?;
-    let outputs = config
-        .outputs
-        .dir
+    run_folder_in(&config.outputs.dir, &config.name, &options.resume)
+}
+
+/// A new run folder `<outputs>/<name>/<timestamp>` (studies that never resume).
+pub(crate) fn new_run_folder(outputs: &Path, name: &str) -> Result<PathBuf> {
+    run_folder_in(outputs, name, &None)
+}
+
+fn run_folder_in(
+    outputs_dir: &Path,
+    name: &str,
+    resume: &Option<Option<PathBuf>>,
+) -> Result<PathBuf> {
+    std::fs::create_dir_all(outputs_dir)
+        .with_context(|| format!("creating {}", outputs_dir.display()))?;
+    let outputs = outputs_dir
         .canonicalize()
-        .with_context(|| format!("resolving {}", config.outputs.dir.display()))?;
+        .with_context(|| format!("resolving {}", outputs_dir.display()))?;
     let inside = |path: &Path| -> Result<()> {
         let real = path
             .canonicalize()
@@ -446,16 +451,16 @@ fn run_folder(config: &ExperimentConfig, options: &RunOptions) -> Result<PathBuf
         }
         Ok(())
     };
-    let root = config.outputs.dir.join(&config.name);
+    let root = outputs_dir.join(name);
     if root.exists() {
         inside(&root)?;
     }
-    let dir = match &options.resume {
+    let dir = match resume {
         Some(Some(dir)) => dir.clone(),
         Some(None) => manifest::latest(&root)?.with_context(|| {
             format!(
                 "--resume: no earlier run of `{}` under {}",
-                config.name,
+                name,
                 root.display()
             )
         })?,
@@ -466,14 +471,14 @@ fn run_folder(config: &ExperimentConfig, options: &RunOptions) -> Result<PathBuf
             let stamp = manifest::timestamp();
             let mut made = None;
             for n in 1..=100 {
-                let name = if n == 1 {
+                let leaf = if n == 1 {
                     stamp.clone()
                 } else {
                     format!("{stamp}-{n}")
                 };
-                match std::fs::create_dir(root.join(&name)) {
+                match std::fs::create_dir(root.join(&leaf)) {
                     Ok(()) => {
-                        made = Some(root.join(name));
+                        made = Some(root.join(leaf));
                         break;
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
@@ -482,7 +487,7 @@ fn run_folder(config: &ExperimentConfig, options: &RunOptions) -> Result<PathBuf
                     }
                 }
             }
-            made.with_context(|| format!("100 runs of `{}` started this second", config.name))?
+            made.with_context(|| format!("100 runs of `{name}` started this second"))?
         }
     };
     if !dir.is_dir() {
@@ -593,7 +598,18 @@ fn scheme_config(point: &Point, fault: Option<Fault>) -> Result<SchemeConfig> {
     })
 }
 
-fn ensure_synthetic(synth: &datasets::synth::SynthConfig, folder: &Path) -> Result<()> {
+/// Where a generated set is cached: `<outputs>/cache/synth-<preset>-<fingers>-<seed>-<altered>`.
+pub(crate) fn synthetic_folder(outputs: &Path, synth: &datasets::synth::SynthConfig) -> PathBuf {
+    outputs.join("cache").join(
+        format!(
+            "synth-{:?}-{}-{}-{}",
+            synth.preset, synth.fingers, synth.seed, synth.altered
+        )
+        .to_lowercase(),
+    )
+}
+
+pub(crate) fn ensure_synthetic(synth: &datasets::synth::SynthConfig, folder: &Path) -> Result<()> {
     // Shards of one sweep start together (a Slurm array): one generates the set, the
     // others wait on the lock and then find it made.
     if let Some(parent) = folder.parent().filter(|p| !p.as_os_str().is_empty()) {
