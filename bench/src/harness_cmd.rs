@@ -110,6 +110,17 @@ pub struct RegressArgs {
 pub fn run(args: &RunArgs) -> Result<()> {
     let text = std::fs::read_to_string(&args.config)
         .with_context(|| format!("reading {}", args.config.display()))?;
+    let study = crate::harness::compare_study::is_study(&text);
+    if study && (args.shard.is_some() || args.resume.is_some() || args.max_rows.is_some()) {
+        anyhow::bail!(
+            "{} is a scheme comparison: it runs whole (no --shard, --resume or --max-rows)",
+            args.config.display()
+        );
+    }
+    if study {
+        crate::harness::compare_study::run(&args.config, &text)?;
+        return Ok(());
+    }
     if crate::harness::bpkem_study::is_study(&text) {
         if args.shard.is_some() || args.resume.is_some() || args.max_rows.is_some() {
             anyhow::bail!(

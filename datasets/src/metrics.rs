@@ -23,6 +23,20 @@ fn candidate_thresholds(genuine: &[f64], impostor: &[f64]) -> Vec<f64> {
     t
 }
 
+/// The threshold at the equal-error point (where FMR and FNMR are closest; the lowest
+/// such threshold on ties) — how a scheme without its own threshold gets one from
+/// validation scores. NaN without scores.
+pub fn eer_threshold(genuine: &[f64], impostor: &[f64]) -> f64 {
+    if genuine.is_empty() || impostor.is_empty() {
+        return f64::NAN;
+    }
+    candidate_thresholds(genuine, impostor)
+        .into_iter()
+        .map(|t| (t, rates_at(genuine, impostor, t)))
+        .min_by(|a, b| (a.1 .0 - a.1 .1).abs().total_cmp(&(b.1 .0 - b.1 .1).abs()))
+        .map_or(f64::NAN, |(t, _)| t)
+}
+
 /// Equal error rate: the error where FMR and FNMR cross (the mean of the two at the
 /// threshold where they are closest, the usual discrete estimate).
 pub fn eer(genuine: &[f64], impostor: &[f64]) -> f64 {
@@ -143,6 +157,16 @@ pub fn d_prime(genuine: &[f64], impostor: &[f64]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn eer_threshold_separates_at_the_crossing() {
+        // Genuine 3..6, impostor 1..4: FMR = FNMR = 1/4 at threshold 4.
+        let g = [3.0, 4.0, 5.0, 6.0];
+        let i = [1.0, 2.0, 3.0, 4.0];
+        assert_eq!(eer_threshold(&g, &i), 4.0);
+        assert_eq!(rates_at(&g, &i, 4.0), (0.25, 0.25));
+        assert!(eer_threshold(&[], &i).is_nan());
+    }
 
     #[test]
     fn separable_scores_have_zero_eer_and_unit_auc() {

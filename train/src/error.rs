@@ -11,6 +11,12 @@ pub enum TrainError {
     /// Dataset loading, preprocessing or augmentation.
     #[error(transparent)]
     Data(#[from] datasets::DatasetError),
+    /// A matching scheme (encrypted or plaintext) failed.
+    #[error(transparent)]
+    Protocol(#[from] protocol::ProtocolError),
+    /// A template-protection scheme (embedding database, IoM, NDB) failed.
+    #[error(transparent)]
+    Protect(#[from] protect::Error),
     /// Reading or writing a model folder.
     #[error("{path}: {reason}")]
     Model {

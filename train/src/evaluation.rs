@@ -55,6 +55,25 @@ pub struct TestSet {
     pub calibration_reference: f32,
     /// "MODEL on DATA, test split (N images)".
     pub description: String,
+    /// The network's embedding of every enrolled image (parallel to `gallery`).
+    pub gallery_embeddings: Vec<Vec<f32>>,
+    /// The embedding behind every probe (parallel to `probes`).
+    pub probe_embeddings: Vec<Vec<f32>>,
+    /// Extra captures of every enrolled image (further augmented copies, drawn with their
+    /// own seeds), as embeddings: `[user][capture]`; empty unless asked for. Schemes that
+    /// average several captures (the embedding-login baseline) use them.
+    pub extra_captures: Vec<Vec<Vec<f32>>>,
+    /// The network's head (FC-16 and FC-1), to turn embeddings into templates.
+    pub network_head: crate::model::Head,
+}
+
+/// Which part of the protocol's split a [`TestSet`] is made of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Part {
+    /// The validation part (threshold choice).
+    Validation,
+    /// The test part (every reported number).
+    Test,
 }
 
 impl TestSet {
@@ -68,6 +87,20 @@ impl TestSet {
         seed: u64,
         pipeline: Option<&str>,
     ) -> Result<Self> {
+        Self::load_part(model_dir, data, split_seed, seed, pipeline, Part::Test, 0)
+    }
+
+    /// As [`TestSet::load`], on `part` of the split, with `extra_captures` further
+    /// augmented copies of every enrolled image (embeddings only).
+    pub fn load_part(
+        model_dir: &Path,
+        data: &Path,
+        split_seed: u64,
+        seed: u64,
+        pipeline: Option<&str>,
+        part: Part,
+        extra_captures: usize,
+    ) -> Result<Self> {
         let device = Default::default();
         let (model, exported): (_, ExportedModel) =
             crate::export::load::<CpuBackend>(model_dir, &device)?;
@@ -78,10 +111,14 @@ impl TestSet {
             Some(name) => datasets::preprocess::Pipeline::preset(name, size)?,
             None => exported.pipeline.clone(),
         };
-        let test = ImageSet::prepare(&dataset, &split.test, &pipeline, size, &|| {})?;
+        let (indices, part_name) = match part {
+            Part::Test => (&split.test, "test"),
+            Part::Validation => (&split.validation, "validation"),
+        };
+        let test = ImageSet::prepare(&dataset, indices, &pipeline, size, &|| {})?;
         if test.len() < 2 {
             return Err(TrainError::Config(format!(
-                "{}: the test split holds {} images; evaluation needs at least 2",
+                "{}: the {part_name} split holds {} images; evaluation needs at least 2",
                 data.display(),
                 test.len()
             )));
@@ -92,7 +129,7 @@ impl TestSet {
             .enumerate()
             .map(|(i, &s)| (s, i))
             .collect();
-        let pairs = splits::verification_pairs(&dataset, &split.test, 2 * split.test.len(), seed)?;
+        let pairs = splits::verification_pairs(&dataset, indices, 2 * indices.len(), seed)?;
 
         // Probes: augmented copies of every test image (Blind-Touch's SOCOFing protocol),
         // for the pairs that need them and for identification.
@@ -104,6 +141,21 @@ impl TestSet {
         let head = &exported.head;
         let originals = inference::embeddings(&model, &test.images, size, 64, &device);
         let augmented = inference::embeddings(&model, &copies, size, 64, &device);
+        let mut extra: Vec<Vec<Vec<f32>>> =
+            vec![Vec::new(); if extra_captures > 0 { test.len() } else { 0 }];
+        for c in 0..extra_captures {
+            let mut rng = ChaCha8Rng::seed_from_u64(
+                seed ^ (0x9e37_79b9_7f4a_7c15u64.wrapping_mul(c as u64 + 1)),
+            );
+            let more = augmenter.apply_batch(&test.images, &mut rng)?;
+            for (user, e) in inference::embeddings(&model, &more, size, 64, &device)
+                .into_iter()
+                .enumerate()
+            {
+                extra[user].push(e);
+            }
+        }
+        let mut probe_embeddings: Vec<Vec<f32>> = augmented.clone();
         let gallery: Vec<Vec<f32>> = originals
             .iter()
             .map(|e| head.enrolment_template(e))
@@ -131,6 +183,7 @@ impl TestSet {
                             template: head.query_template(&originals[b]),
                             identity: Some(b),
                         });
+                        probe_embeddings.push(originals[b].clone());
                         probes.len() - 1
                     })
                 };
@@ -153,11 +206,15 @@ impl TestSet {
             },
             calibration_reference: exported.calibration.abs_q999,
             description: format!(
-                "{} on {}, test split ({} images)",
+                "{} on {}, {part_name} split ({} images)",
                 model_dir.display(),
                 data.display(),
                 test.len()
             ),
+            gallery_embeddings: originals,
+            probe_embeddings,
+            extra_captures: extra,
+            network_head: head.clone(),
         })
     }
 

@@ -17,6 +17,7 @@ pub mod evaluation;
 pub mod export;
 pub mod inference;
 pub mod model;
+pub mod protection;
 pub mod training;
 
 pub use error::{Result, TrainError};

@@ -6,6 +6,7 @@
 
 pub mod atomic;
 pub mod bpkem_study;
+pub mod compare_study;
 pub mod config;
 pub mod figures;
 pub mod machine;

@@ -84,6 +84,16 @@ pub fn load(dir: &Path) -> Result<(ExperimentConfig, Vec<Row>)> {
 /// Re-renders a run directory from its rows (never modifying rows.jsonl).
 pub fn render(dir: &Path) -> Result<()> {
     if let Some(man) = super::manifest::Manifest::read(dir)? {
+        if super::compare_study::is_study(&man.config) {
+            let config =
+                super::compare_study::parse(&man.config, Path::new(&man.config_path), false)?;
+            let path = dir.join("compare.json");
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let result = serde_json::from_str(&text)
+                .with_context(|| format!("parsing {}", path.display()))?;
+            return super::compare_study::render(dir, &config, &result);
+        }
         if super::bpkem_study::is_study(&man.config) {
             let config =
                 super::bpkem_study::parse_stored(&man.config, Path::new(&man.config_path))?;
