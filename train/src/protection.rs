@@ -1054,6 +1054,67 @@ mod tests {
         }
     }
 
+    /// plain, quantized and columnar through `MatcherScheme`: the 1:N scores equal the
+    /// head's float logits (plain) or the plaintext integer scores (quantized, and the
+    /// decrypted columnar ones), computed here per user.
+    #[test]
+    fn matcher_schemes_equal_their_plaintext_reference_per_user() {
+        use protocol::{build_matcher, SchemeConfig, SchemeKind, SyntheticSpec};
+        let spec = SyntheticSpec::new(9, 4, 11);
+        let workload = Workload::synthetic(&spec).unwrap();
+        let reference = Reference::of(&workload);
+        let users: Vec<User> = (0..spec.users)
+            .map(|u| User {
+                captures: Vec::new(),
+                token: u as u64,
+            })
+            .collect();
+        for kind in [
+            SchemeKind::Plain,
+            SchemeKind::Quantized,
+            SchemeKind::Columnar,
+        ] {
+            let matcher = build_matcher(
+                &SchemeConfig::new(kind),
+                &workload.model,
+                &workload.quantized,
+            )
+            .unwrap();
+            let mut scheme = MatcherScheme::new(matcher, workload.clone());
+            scheme.enrol(&users).unwrap();
+            for (id, probe) in workload.probes.iter().enumerate() {
+                let p = Probe {
+                    id,
+                    captures: Vec::new(),
+                };
+                let got = scheme.identify(&p).unwrap().scores;
+                let want: Vec<f64> = match kind {
+                    SchemeKind::Plain => workload
+                        .gallery
+                        .iter()
+                        .map(|g| workload.model.logit(&probe.template, g))
+                        .collect(),
+                    _ => reference
+                        .scores(&probe.template)
+                        .into_iter()
+                        .map(|s| s as f64)
+                        .collect(),
+                };
+                for (g, w) in got.iter().zip(&want) {
+                    assert!(
+                        (g - w).abs() <= 1e-4 * w.abs().max(1.0),
+                        "{kind}: {g} vs {w}"
+                    );
+                }
+                assert_eq!(ranking(&got), ranking(&want), "{kind}");
+                assert_eq!(scheme.verify(3, &p).unwrap(), got[3]);
+            }
+            if kind.encrypted() {
+                assert!(scheme.exactness().unwrap().is_exact());
+            }
+        }
+    }
+
     #[test]
     fn a_new_token_renews_iom_and_ndb_templates() {
         let (users, _) = population(1, 64, 3);
