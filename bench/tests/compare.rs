@@ -90,12 +90,18 @@ fn every_scheme_runs_on_the_same_pairs_through_one_interface() {
             row["label"]
         );
     }
+    // The revocable schemes' linkage was measured on 12 users' pairs (its value on so few
+    // is not asserted; protect's metrics tests pin the estimator).
     for row in &rows[3..] {
         let l = &row["unlinkability"];
-        let d = l["d_sys"].as_f64().unwrap();
-        assert!((0.0..=1.0).contains(&d), "{row}");
-        assert_eq!(l["pairs"], 12);
+        assert_eq!(l["pairs"], 12, "{row}");
+        assert!(l["d_sys"].is_f64() && l["renewal_eer"].is_f64(), "{row}");
+        assert!(
+            row["batch_query_ms"].is_f64(),
+            "IoM and NDB batch their 1:N work"
+        );
     }
+    assert!(rows[1]["batch_query_ms"].is_null());
     assert!(rows[2]["unlinkability"].is_null());
     // The embedding login's database is a real SQLite file: it reopens with one record
     // per test user, in enrolment order.

@@ -7,8 +7,12 @@
 //! 3. LWE key pair from the seed ([`lwe::keygen`]).
 //! 4. The seed, read as a 256-bit integer S, is split with Asmuth–Bloom into one share
 //!    per holder ("cluster").
-//! 5. Each share is salted: yᵢ + PRF(salt, i) mod mᵢ, so that even k colluding holders
-//!    learn nothing without the biometric (the paper salts its shares with hash(R)).
+//! 5. Each share is salted: yᵢ + PRF(salt, i) mod mᵢ (the paper salts its shares with
+//!    hash(R)), so k colluding holders need R as well. R, however, is only as secret as
+//!    the helper data: at small k a holder of the helper data recovers R by brute force
+//!    (see [`crate::fuzzy`]), and with [`SeedSource::Derived`] R alone gives the LWE key
+//!    pair without any share. The threshold protects the key only against parties that
+//!    have neither the biometric nor the helper data.
 //!
 //! Stored: P and the public key (public, e.g. on chain), one salted share per holder.
 //!
@@ -428,9 +432,6 @@ mod tests {
                 recovered.keypair.secret, enrolment.keypair.secret,
                 "{which:?}"
             );
-            let t = recovered.timings;
-            let parts = t.fuzzy + t.t_h + t.t_f + t.t_s + t.t_k + t.t_l;
-            assert!(parts <= t.total, "steps are disjoint parts of the whole");
         }
         // k − 1 random holders: a different secret, refused by the public-key check.
         for _ in 0..4 {

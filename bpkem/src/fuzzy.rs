@@ -16,6 +16,15 @@
 //! passes the 128-bit tag with probability 2⁻¹²⁸ per locker, so Rep never returns a key
 //! other than R in practice; binding the tag to R (rather than the classic R ‖ 0ˢ) also
 //! means flipping bits of a stored locker cannot steer Rep to a related key.
+//!
+//! **Security depends on k.** A locker hides R behind only the k bits w|Jᵢ: whoever holds
+//! the helper data can try all 2ᵏ values for one locker offline (the tag says when one is
+//! right). At the paper's k = 16 that is 65,536 trials of three HMAC calls — well under a
+//! second — so the helper data must be treated as secret, not published (the paper puts
+//! it on a blockchain); a test in this module recovers R this way. Real security needs
+//! the per-locker entropy of the *descriptor's* k bits to be large (k of 60–80 bits with
+//! nearly independent bits), which in turn needs descriptors with far smaller errors
+//! than ours.
 
 use crate::descriptor::Bits;
 use crate::error::{BpkemError, Result};
@@ -365,6 +374,37 @@ mod tests {
         let w = random_bits(params.n, &mut rng);
         let (key, helper) = gen(params, &w, &mut rng).unwrap();
         (w, key, helper, rng)
+    }
+
+    /// The attack the module docs describe: from the helper data alone, all 2ᵏ values of
+    /// one locker's positions; the tag confirms R. (k = 10 here: 1,024 trials.)
+    #[test]
+    fn helper_data_alone_gives_r_by_brute_force_at_small_k() {
+        let params = FuzzyParams {
+            n: 128,
+            k: 10,
+            lockers: 20,
+            key_len: 32,
+        };
+        let (_, key, helper, _) = setup(&params, 77);
+        let first = &helper.lockers()[0];
+        let mut found = None;
+        for v in 0u32..1 << params.k {
+            let mut guess = Bits::zeros(params.n);
+            for (bit, &i) in first.indices.iter().enumerate() {
+                guess.set(i as usize, v >> bit & 1 == 1);
+            }
+            let one = HelperData {
+                params,
+                lockers: vec![first.clone()],
+            };
+            if let Ok(r) = rep(&one, &guess) {
+                found = Some((v, r));
+                break;
+            }
+        }
+        let (_, r) = found.expect("one of the 2^k guesses opens the locker");
+        assert_eq!(r, key);
     }
 
     #[test]

@@ -63,6 +63,10 @@ pub struct TestSet {
     /// own seeds), as embeddings: `[user][capture]`; empty unless asked for. Schemes that
     /// average several captures (the embedding-login baseline) use them.
     pub extra_captures: Vec<Vec<Vec<f32>>>,
+    /// Extra captures of every probe (`[probe][capture]`, as many as `extra_captures` per
+    /// user): further augmented copies of the probe's source image, drawn with seeds of
+    /// their own — what a login that averages k captures takes.
+    pub probe_extra_captures: Vec<Vec<Vec<f32>>>,
     /// The network's head (FC-16 and FC-1), to turn embeddings into templates.
     pub network_head: crate::model::Head,
 }
@@ -141,18 +145,23 @@ impl TestSet {
         let head = &exported.head;
         let originals = inference::embeddings(&model, &test.images, size, 64, &device);
         let augmented = inference::embeddings(&model, &copies, size, 64, &device);
-        let mut extra: Vec<Vec<Vec<f32>>> =
-            vec![Vec::new(); if extra_captures > 0 { test.len() } else { 0 }];
-        for c in 0..extra_captures {
-            let mut rng = ChaCha8Rng::seed_from_u64(
-                seed ^ (0x9e37_79b9_7f4a_7c15u64.wrapping_mul(c as u64 + 1)),
-            );
+        // Extra captures: enrolment copies (streams 1..) and login copies (streams
+        // 1001..), every one an independent augmentation of the image.
+        let copies_of = |stream: u64| -> Result<Vec<Vec<f32>>> {
+            let mut rng =
+                ChaCha8Rng::seed_from_u64(seed ^ 0x9e37_79b9_7f4a_7c15u64.wrapping_mul(stream));
             let more = augmenter.apply_batch(&test.images, &mut rng)?;
-            for (user, e) in inference::embeddings(&model, &more, size, 64, &device)
-                .into_iter()
-                .enumerate()
-            {
+            Ok(inference::embeddings(&model, &more, size, 64, &device))
+        };
+        let per_image = if extra_captures > 0 { test.len() } else { 0 };
+        let mut extra: Vec<Vec<Vec<f32>>> = vec![Vec::new(); per_image];
+        let mut login: Vec<Vec<Vec<f32>>> = vec![Vec::new(); per_image];
+        for c in 0..extra_captures as u64 {
+            for (user, e) in copies_of(c + 1)?.into_iter().enumerate() {
                 extra[user].push(e);
+            }
+            for (image, e) in copies_of(c + 1001)?.into_iter().enumerate() {
+                login[image].push(e);
             }
         }
         let mut probe_embeddings: Vec<Vec<f32>> = augmented.clone();
@@ -194,6 +203,14 @@ impl TestSet {
                 }
             })
             .collect();
+        let probe_extra_captures = if extra_captures > 0 {
+            probes
+                .iter()
+                .map(|p| p.identity.map_or_else(Vec::new, |i| login[i].clone()))
+                .collect()
+        } else {
+            Vec::new()
+        };
         Ok(Self {
             images: test.len(),
             gallery,
@@ -212,6 +229,7 @@ impl TestSet {
                 test.len()
             ),
             gallery_embeddings: originals,
+            probe_extra_captures,
             probe_embeddings,
             extra_captures: extra,
             network_head: head.clone(),

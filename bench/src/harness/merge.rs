@@ -64,6 +64,20 @@ pub fn merge(run_dir: &Path) -> Result<Merged> {
             run_dir.display()
         );
     }
+    // Rows of different builds are not one sweep: same commit and locked versions.
+    for f in &found[1..] {
+        if f.manifest.git_commit != first.manifest.git_commit
+            || f.manifest.versions != first.manifest.versions
+        {
+            bail!(
+                "shard {} was run by another build (commit {}) than shard {} (commit {}), or with other locked versions; rerun it with the same build",
+                f.shard,
+                f.manifest.git_commit,
+                first.shard,
+                first.manifest.git_commit
+            );
+        }
+    }
     for (what, pick) in [
         (
             "model",

@@ -60,14 +60,13 @@ pub fn run(config_path: &Path, options: &RunOptions) -> Result<PathBuf> {
     if !trains {
         preflight(&text, config_path, &points, early_head.as_ref())?;
     }
-    let (dir, resume) = match &options.shard {
+    let dir = match &options.shard {
         Some((shard, run_dir)) => {
             let dir = shard.folder(run_dir);
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-            let resume = dir.join("manifest.json").exists();
-            (dir, resume)
+            dir
         }
-        None => (run_folder(&config, options)?, options.resume.is_some()),
+        None => run_folder(&config, options)?,
     };
     // One process per run folder: a second `run --resume` on it would append the same
     // points twice.
@@ -85,6 +84,12 @@ pub fn run(config_path: &Path, options: &RunOptions) -> Result<PathBuf> {
             lock_path.display()
         )
     })?;
+    // A shard folder that holds a manifest is resumed — decided under the lock, so two
+    // first attempts of one shard cannot both start it afresh.
+    let resume = match &options.shard {
+        Some(_) => dir.join("manifest.json").exists(),
+        None => options.resume.is_some(),
+    };
     let mut man = match manifest::Manifest::read(&dir)? {
         Some(m) if resume => {
             if m.config_hash != hash {
@@ -625,19 +630,54 @@ pub(crate) fn ensure_synthetic(synth: &datasets::synth::SynthConfig, folder: &Pa
         .write(true)
         .open(&lock_path)
         .with_context(|| format!("opening {}", lock_path.display()))?;
-    lock.lock()
-        .with_context(|| format!("locking {}", lock_path.display()))?;
-    let manifest = folder.join("manifest.json");
-    if let Ok(text) = std::fs::read_to_string(&manifest) {
-        if let Ok(existing) = serde_json::from_str::<datasets::synth::Manifest>(&text) {
-            if &existing.config == synth {
-                return Ok(());
-            }
+    // Some shared file systems (Lustre with localflock, NFS without a lock manager) lock
+    // per node or not at all: the lock only saves duplicate work; correctness comes from
+    // generating into a private folder and renaming it into place.
+    if let Err(e) = lock.lock() {
+        eprintln!(
+            "note: cannot lock {} ({e}); generating without it",
+            lock_path.display()
+        );
+    }
+    let made = |dir: &Path| -> bool {
+        std::fs::read_to_string(dir.join("manifest.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<datasets::synth::Manifest>(&t).ok())
+            .is_some_and(|m| &m.config == synth)
+    };
+    if made(folder) {
+        return Ok(());
+    }
+    let mut private = folder.as_os_str().to_owned();
+    private.push(format!(
+        ".tmp-{}-{}",
+        super::shard::host_name(),
+        std::process::id()
+    ));
+    let private = PathBuf::from(private);
+    println!("generating the synthetic set into {}", folder.display());
+    let _ = std::fs::remove_dir_all(&private);
+    datasets::synth::write(synth, &private, &|| {})?;
+    if made(folder) {
+        // Another process finished first (no shared lock): keep its set.
+        let _ = std::fs::remove_dir_all(&private);
+        return Ok(());
+    }
+    if folder.exists() {
+        // A stale or partial set of another configuration: replaced whole.
+        std::fs::remove_dir_all(folder)
+            .with_context(|| format!("replacing {}", folder.display()))?;
+    }
+    match std::fs::rename(&private, folder) {
+        Ok(()) => Ok(()),
+        Err(_) if made(folder) => {
+            let _ = std::fs::remove_dir_all(&private);
+            Ok(())
+        }
+        Err(e) => {
+            Err(e).with_context(|| format!("moving {} to {}", private.display(), folder.display()))
         }
     }
-    println!("generating the synthetic set into {}", folder.display());
-    datasets::synth::write(synth, folder, &|| {})?;
-    Ok(())
 }
 
 fn run_point(

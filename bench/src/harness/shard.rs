@@ -176,7 +176,7 @@ mod tests {
     #[test]
     fn sharding_partitions_every_committed_config() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
-        let mut checked = 0;
+        let (mut checked, mut studies) = (0, 0);
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();
             let text = std::fs::read_to_string(&path).unwrap();
@@ -188,6 +188,13 @@ mod tests {
                 .unwrap()
                 .starts_with("train-")
             {
+                continue;
+            }
+            // Studies (BPKEM, scheme comparison) are not sweeps and refuse --shard.
+            if crate::harness::bpkem_study::is_study(&text)
+                || crate::harness::compare_study::is_study(&text)
+            {
+                studies += 1;
                 continue;
             }
             // (Every check but the model and data folders, which live at the repository root.)
@@ -215,6 +222,7 @@ mod tests {
             checked += 1;
         }
         assert!(checked >= 5, "only {checked} experiment configs found");
+        assert_eq!(studies, 2, "bpkem.yaml and schemes-compare.yaml");
     }
 
     #[test]

@@ -51,6 +51,14 @@ pub fn plan(
     exe: Option<&Path>,
     resources: Resources,
 ) -> Result<Request> {
+    let text = std::fs::read_to_string(config_path)
+        .with_context(|| format!("reading {}", config_path.display()))?;
+    if super::bpkem_study::is_study(&text) || super::compare_study::is_study(&text) {
+        bail!(
+            "{} is a study (BPKEM or scheme comparison), not a sweep: it runs whole with `touchstone run`, not as shards",
+            config_path.display()
+        );
+    }
     let (config, _) = super::config::read(config_path)?;
     if config.model.as_ref().is_some_and(|m| m.train.is_some()) {
         bail!(
@@ -331,17 +339,29 @@ fn sbatch(args: &[&str]) -> Result<String> {
 pub fn submit(request: &Request, scripts: &Scripts) -> Result<Submitted> {
     let array = scripts.array.to_str().context("script path is not UTF-8")?;
     let merge = scripts.merge.to_str().context("script path is not UTF-8")?;
+    let path = request.run_dir.join("slurm").join("submitted.json");
+    let record = |s: &Submitted| -> Result<()> {
+        super::atomic::write(&path, serde_json::to_string_pretty(s)?.as_bytes())
+            .with_context(|| format!("writing {}", path.display()))
+    };
     let array_job = sbatch(&[array])?;
-    let dependency = format!("--dependency=afterok:{array_job}");
-    let merge_job = sbatch(&[&dependency, "--kill-on-invalid-dep=yes", merge])?;
-    let submitted = Submitted {
-        array_job,
-        merge_job,
+    // Recorded at once: if the merge submission fails, the running array is not lost.
+    let mut submitted = Submitted {
+        array_job: array_job.clone(),
+        merge_job: String::new(),
         submitted: super::manifest::timestamp(),
     };
-    let path = request.run_dir.join("slurm").join("submitted.json");
-    super::atomic::write(&path, serde_json::to_string_pretty(&submitted)?.as_bytes())
-        .with_context(|| format!("writing {}", path.display()))?;
+    record(&submitted)?;
+    let dependency = format!("--dependency=afterok:{array_job}");
+    submitted.merge_job =
+        sbatch(&[&dependency, "--kill-on-invalid-dep=yes", merge]).with_context(|| {
+            format!(
+                "array job {array_job} is submitted and running, but its merge job is not: \
+                 submit it with `sbatch {dependency} --kill-on-invalid-dep=yes {merge}` \
+                 (or cancel the array with `scancel {array_job}`)"
+            )
+        })?;
+    record(&submitted)?;
     Ok(submitted)
 }
 
