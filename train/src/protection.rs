@@ -151,6 +151,49 @@ fn protect_err(e: protect::Error) -> TrainError {
     TrainError::Protect(e)
 }
 
+/// 1:N over many probes for schemes whose functions are per user: user u's functions
+/// are made once (`per_user`) and score every probe's features (`score`); the time per
+/// probe is the batch's average. `upload` is a probe's bytes on the wire.
+fn batched<F>(
+    probes: &[&Probe],
+    features: Features,
+    users: usize,
+    per_user: impl Fn(usize) -> Result<F>,
+    score: impl Fn(&F, usize, &[f32]) -> Result<f64>,
+    upload: impl Fn(&[f32]) -> usize,
+) -> Result<Vec<Identified>> {
+    let start = Instant::now();
+    let xs: Vec<&[f32]> = probes
+        .iter()
+        .map(|p| {
+            p.captures
+                .first()
+                .map(|c| features.of(c))
+                .ok_or_else(|| input("empty probe"))
+        })
+        .collect::<Result<_>>()?;
+    let mut scores = vec![vec![0.0; users]; probes.len()];
+    // u indexes the inner rows (probe-major), not a slice being walked.
+    #[allow(clippy::needless_range_loop)]
+    for u in 0..users {
+        let f = per_user(u)?;
+        for (p, x) in xs.iter().enumerate() {
+            scores[p][u] = score(&f, u, x)?;
+        }
+    }
+    let per_probe = start.elapsed().as_secs_f64() / probes.len().max(1) as f64;
+    Ok(scores
+        .into_iter()
+        .zip(&xs)
+        .map(|(scores, x)| Identified {
+            scores,
+            seconds: per_probe,
+            upload_bytes: upload(x),
+            download_bytes: 0,
+        })
+        .collect())
+}
+
 /// The captures of a test set: user u's enrolment captures (the original first, then
 /// the extra augmented copies), and every probe with its own capture.
 pub fn users_and_probes(test: &TestSet, tokens_seed: u64) -> (Vec<User>, Vec<Probe>) {
@@ -632,34 +675,14 @@ impl ProtectionScheme for IomScheme {
     }
 
     fn identify_many(&self, probes: &[&Probe]) -> Result<Vec<Identified>> {
-        let start = Instant::now();
-        let xs: Vec<&[f32]> = probes
-            .iter()
-            .map(|p| {
-                p.captures
-                    .first()
-                    .map(|c| self.features.of(c))
-                    .ok_or_else(|| input("empty probe"))
-            })
-            .collect::<Result<_>>()?;
-        let mut scores = vec![vec![0.0; self.codes.len()]; probes.len()];
-        for (u, (&token, stored)) in self.tokens.iter().zip(&self.codes).enumerate() {
-            let hasher = self.hasher(token, self.dim)?;
-            for (p, x) in xs.iter().enumerate() {
-                scores[p][u] = iom::similarity(stored, &hasher.hash(x)?).map_err(protect_err)?;
-            }
-        }
-        let per_probe = start.elapsed().as_secs_f64() / probes.len().max(1) as f64;
-        Ok(scores
-            .into_iter()
-            .zip(&xs)
-            .map(|(scores, x)| Identified {
-                scores,
-                seconds: per_probe,
-                upload_bytes: 4 * x.len(),
-                download_bytes: 0,
-            })
-            .collect())
+        batched(
+            probes,
+            self.features,
+            self.codes.len(),
+            |u| self.hasher(self.tokens[u], self.dim),
+            |hasher, u, x| iom::similarity(&self.codes[u], &hasher.hash(x)?).map_err(protect_err),
+            |x| 4 * x.len(),
+        )
     }
 }
 
@@ -822,34 +845,17 @@ impl ProtectionScheme for NdbScheme {
     }
 
     fn identify_many(&self, probes: &[&Probe]) -> Result<Vec<Identified>> {
-        let start = Instant::now();
-        let xs: Vec<&[f32]> = probes
-            .iter()
-            .map(|p| {
-                p.captures
-                    .first()
-                    .map(|c| self.features.of(c))
-                    .ok_or_else(|| input("empty probe"))
-            })
-            .collect::<Result<_>>()?;
-        let mut scores = vec![vec![0.0; self.databases.len()]; probes.len()];
-        for (u, (&token, db)) in self.tokens.iter().zip(&self.databases).enumerate() {
-            let binariser = self.binariser(token, self.dim)?;
-            for (p, x) in xs.iter().enumerate() {
+        batched(
+            probes,
+            self.features,
+            self.databases.len(),
+            |u| self.binariser(self.tokens[u], self.dim),
+            |binariser, u, x| {
                 let y = binariser.apply(x).map_err(protect_err)?;
-                scores[p][u] = self.score(db, &y)?;
-            }
-        }
-        let per_probe = start.elapsed().as_secs_f64() / probes.len().max(1) as f64;
-        Ok(scores
-            .into_iter()
-            .map(|scores| Identified {
-                scores,
-                seconds: per_probe,
-                upload_bytes: self.bits.div_ceil(8),
-                download_bytes: 0,
-            })
-            .collect())
+                self.score(&self.databases[u], &y)
+            },
+            |_| self.bits.div_ceil(8),
+        )
     }
 }
 

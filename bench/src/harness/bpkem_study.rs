@@ -144,10 +144,7 @@ const MAX_LOCKERS: usize = 100_000;
 
 /// Does this YAML text hold a BPKEM study (a top-level `bpkem:` key)?
 pub fn is_study(text: &str) -> bool {
-    serde_yaml::from_str::<serde_yaml::Value>(text)
-        .ok()
-        .and_then(|v| v.as_mapping().map(|m| m.contains_key("bpkem")))
-        .unwrap_or(false)
+    super::study::has_section(text, "bpkem")
 }
 
 /// Parses and validates a study config; errors name `path:line:column` and the field.
@@ -161,15 +158,7 @@ pub fn parse_stored(text: &str, path: &Path) -> Result<StudyConfig> {
 }
 
 fn parse_with(text: &str, path: &Path, check_files: bool) -> Result<StudyConfig> {
-    let de = serde_yaml::Deserializer::from_str(text);
-    let config: StudyConfig = serde_path_to_error::deserialize(de).map_err(|e| {
-        let field = e.path().to_string();
-        let inner = e.into_inner();
-        let at = inner
-            .location()
-            .map_or(String::new(), |l| format!(":{}:{}", l.line(), l.column()));
-        anyhow::anyhow!("{}{at}: field `{field}`: {inner}", path.display())
-    })?;
+    let config: StudyConfig = super::study::deserialize(text, path)?;
     let bad = |field: &str, why: String| -> Result<StudyConfig> {
         bail!("{}: field `bpkem.{field}`: {why}", path.display())
     };

@@ -124,25 +124,14 @@ fn default_engine() -> ColumnarEngine {
 
 /// Does this YAML text hold a scheme comparison (a top-level `compare:` key)?
 pub fn is_study(text: &str) -> bool {
-    serde_yaml::from_str::<serde_yaml::Value>(text)
-        .ok()
-        .and_then(|v| v.as_mapping().map(|m| m.contains_key("compare")))
-        .unwrap_or(false)
+    super::study::has_section(text, "compare")
 }
 
 const MAX_PROBES: usize = 100_000;
 
 /// Parses and validates; errors name the file, the line and the field.
 pub fn parse(text: &str, path: &Path, check_files: bool) -> Result<StudyConfig> {
-    let de = serde_yaml::Deserializer::from_str(text);
-    let config: StudyConfig = serde_path_to_error::deserialize(de).map_err(|e| {
-        let field = e.path().to_string();
-        let inner = e.into_inner();
-        let at = inner
-            .location()
-            .map_or(String::new(), |l| format!(":{}:{}", l.line(), l.column()));
-        anyhow::anyhow!("{}{at}: field `{field}`: {inner}", path.display())
-    })?;
+    let config: StudyConfig = super::study::deserialize(text, path)?;
     let bad = |field: &str, why: String| -> Result<StudyConfig> {
         bail!("{}: field `compare.{field}`: {why}", path.display())
     };

@@ -141,23 +141,8 @@ pub fn dataset_inputs(dir: &Path) -> Result<Inputs> {
 impl Manifest {
     pub fn new(config: &ExperimentConfig, text: &str, path: &Path) -> Self {
         Self {
-            name: config.name.clone(),
-            config_path: path.display().to_string(),
-            config_hash: hash(text),
-            config: text.to_string(),
-            git_commit: git_commit(),
-            versions: versions(),
-            machine: super::machine::describe(),
             seeds: config.seed.0.clone(),
-            model: None,
-            dataset: None,
-            params: Vec::new(),
-            started: timestamp(),
-            finished: None,
-            rows: 0,
-            wall_s: 0.0,
-            shard: None,
-            shards: Vec::new(),
+            ..Self::for_study(&config.name, text, path)
         }
     }
 

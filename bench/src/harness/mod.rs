@@ -18,4 +18,5 @@ pub mod rows;
 pub mod run;
 pub mod shard;
 pub mod slurm;
+pub mod study;
 pub mod sweep;

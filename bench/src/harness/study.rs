@@ -1,0 +1,27 @@
+//! What the studies that are not sweeps (`bpkem:`, `compare:`) share: recognising their
+//! section and reading their YAML with errors that name the file, line and field.
+
+use anyhow::Result;
+use serde::de::DeserializeOwned;
+use std::path::Path;
+
+/// Does this YAML text have the top-level key `section`?
+pub fn has_section(text: &str, section: &str) -> bool {
+    serde_yaml::from_str::<serde_yaml::Value>(text)
+        .ok()
+        .and_then(|v| v.as_mapping().map(|m| m.contains_key(section)))
+        .unwrap_or(false)
+}
+
+/// Deserializes `text` (read from `path`); an error says `path:line:column: field `…`: why`.
+pub fn deserialize<T: DeserializeOwned>(text: &str, path: &Path) -> Result<T> {
+    let de = serde_yaml::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let field = e.path().to_string();
+        let inner = e.into_inner();
+        let at = inner
+            .location()
+            .map_or(String::new(), |l| format!(":{}:{}", l.line(), l.column()));
+        anyhow::anyhow!("{}{at}: field `{field}`: {inner}", path.display())
+    })
+}
