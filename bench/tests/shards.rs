@@ -128,6 +128,8 @@ fn merged_shards_hold_the_same_points_as_an_unsharded_run() {
     assert_eq!(man["rows"], 12);
     let summary = std::fs::read_to_string(run.join("summary.md")).unwrap();
     assert!(summary.contains("Merged from 3 shards"), "{summary}");
+    // Two seeds: the latency table tells their rows apart.
+    assert!(summary.contains("| seed |"), "{summary}");
     // `report` treats the merged folder as any run.
     std::fs::remove_file(run.join("summary.md")).unwrap();
     let report = touchstone(&["report", run.to_str().unwrap()], cwd);

@@ -260,9 +260,12 @@ pub fn accuracy_table(rows: &[Row]) -> Option<Table> {
     (!seen.is_empty()).then_some(t)
 }
 
-/// The latency table: one line per run.
+/// The latency table: one line per run (with a seed column when the rows hold several
+/// seeds, so their lines are told apart).
 pub fn latency_table(rows: &[Row]) -> Table {
-    let mut t = Table::new(&[
+    let seeds: std::collections::BTreeSet<u64> = rows.iter().map(|r| r.point.seed).collect();
+    let with_seed = seeds.len() > 1;
+    let mut header = vec![
         "scheme",
         "engine",
         "params",
@@ -278,10 +281,14 @@ pub fn latency_table(rows: &[Row]) -> Table {
         "keys",
         "noise left",
         "exact",
-    ]);
+    ];
+    if with_seed {
+        header.insert(1, "seed");
+    }
+    let mut t = Table::new(&header);
     for r in rows {
         let total = r.stage("total");
-        t.row(vec![
+        let mut cells = vec![
             scheme_label(&r.point),
             r.engine_running.clone(),
             r.params_name.clone(),
@@ -299,7 +306,11 @@ pub fn latency_table(rows: &[Row]) -> Table {
                 .map_or("-".into(), |b| format!("{b:.0} bits")),
             r.exact
                 .map_or("-".into(), |e| if e { "yes".into() } else { "NO".into() }),
-        ]);
+        ];
+        if with_seed {
+            cells.insert(1, r.point.seed.to_string());
+        }
+        t.row(cells);
     }
     t
 }
