@@ -247,6 +247,31 @@ fn merge_names_a_missing_shard_a_duplicate_a_misplaced_and_a_foreign_row() {
         "{e}"
     );
 
+    // A shard run by another build (its recorded versions differ): merge refuses it, and
+    // so does resuming that shard with this binary.
+    let build = copy("build");
+    let path = build.join("shards/2-of-3/manifest.json");
+    let mut man: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    man["versions"][0][1] = "0.0.0-other".into();
+    std::fs::write(&path, man.to_string()).unwrap();
+    let e = failure(&build);
+    assert!(e.contains("shard 2/3 was run by another build"), "{e}");
+    let rerun = touchstone(
+        &[
+            "run",
+            "shardy.yaml",
+            "--quiet",
+            "--shard",
+            "2/3",
+            "--run-dir",
+            build.to_str().unwrap(),
+        ],
+        cwd,
+    );
+    assert!(!rerun.status.success());
+    assert!(text(&rerun).contains("another build"), "{}", text(&rerun));
+
     // A shard run from another version of the config.
     let other = copy("other");
     std::fs::write(

@@ -14,7 +14,8 @@
 //!    pair without any share. The threshold protects the key only against parties that
 //!    have neither the biometric nor the helper data.
 //!
-//! Stored: P and the public key (public, e.g. on chain), one salted share per holder.
+//! Stored: P (must stay secret: see [`crate::fuzzy`]), the public key (public), one
+//! salted share per holder.
 //!
 //! **Recovery** (descriptor w′, the holders to ask): `Rep(w′)` → R → the salt key;
 //! fetch the chosen holders' shares; unsalt; CRT → S; regenerate the key pair from S and

@@ -209,7 +209,7 @@ pub fn hash(text: &str) -> String {
 
 /// The commit, with `+dirty` when tracked files differ from it (the numbers then come
 /// from code no commit holds).
-fn git_commit() -> String {
+pub(crate) fn git_commit() -> String {
     let git = |args: &[&str]| {
         std::process::Command::new("git")
             .args(args)

@@ -64,17 +64,25 @@ pub fn merge(run_dir: &Path) -> Result<Merged> {
             run_dir.display()
         );
     }
-    // Rows of different builds are not one sweep: same commit and locked versions.
+    // Rows of different builds are not one sweep. The build is what `build.rs` recorded
+    // (touchstone, rustc and the locked crate versions); the checkout's git state at run
+    // time says nothing about the binary, so it is kept per attempt but not compared.
     for f in &found[1..] {
-        if f.manifest.git_commit != first.manifest.git_commit
-            || f.manifest.versions != first.manifest.versions
-        {
+        if f.manifest.versions != first.manifest.versions {
+            let differing = f
+                .manifest
+                .versions
+                .iter()
+                .find(|v| !first.manifest.versions.contains(v))
+                .map_or_else(
+                    || "a missing entry".to_string(),
+                    |(k, v)| format!("{k} {v}"),
+                );
             bail!(
-                "shard {} was run by another build (commit {}) than shard {} (commit {}), or with other locked versions; rerun it with the same build",
+                "shard {} was run by another build than shard {} ({differing}); delete {} and run that shard again with the build the others used",
                 f.shard,
-                f.manifest.git_commit,
                 first.shard,
-                first.manifest.git_commit
+                f.dir.display()
             );
         }
     }

@@ -100,6 +100,13 @@ pub fn run(config_path: &Path, options: &RunOptions) -> Result<PathBuf> {
                     hash
                 );
             }
+            // A shard's rows must come from one build (merge compares shards by it).
+            if options.shard.is_some() && m.versions != manifest::versions() {
+                bail!(
+                    "{} was started by another build of touchstone (its manifest's versions differ from this binary's); delete the folder and run the shard again, or resume it with the build that started it",
+                    dir.display()
+                );
+            }
             m
         }
         Some(_) => bail!(
@@ -130,6 +137,7 @@ pub fn run(config_path: &Path, options: &RunOptions) -> Result<PathBuf> {
         }
         man.finished = None;
         record.attempts.push(Attempt {
+            git_commit: manifest::git_commit(),
             host: shard::host_name(),
             started: manifest::timestamp(),
             finished: None,
@@ -657,27 +665,55 @@ pub(crate) fn ensure_synthetic(synth: &datasets::synth::SynthConfig, folder: &Pa
     let private = PathBuf::from(private);
     println!("generating the synthetic set into {}", folder.display());
     let _ = std::fs::remove_dir_all(&private);
-    datasets::synth::write(synth, &private, &|| {})?;
-    if made(folder) {
-        // Another process finished first (no shared lock): keep its set.
+    if let Err(e) = datasets::synth::write(synth, &private, &|| {}) {
         let _ = std::fs::remove_dir_all(&private);
-        return Ok(());
+        return Err(e.into());
     }
-    if folder.exists() {
-        // A stale or partial set of another configuration: replaced whole.
-        std::fs::remove_dir_all(folder)
-            .with_context(|| format!("replacing {}", folder.display()))?;
-    }
-    match std::fs::rename(&private, folder) {
-        Ok(()) => Ok(()),
-        Err(_) if made(folder) => {
+    let with_suffix = |suffix: &str| {
+        let mut p = folder.as_os_str().to_owned();
+        p.push(suffix);
+        PathBuf::from(p)
+    };
+    let done = |keep_private: bool| {
+        if !keep_private {
             let _ = std::fs::remove_dir_all(&private);
-            Ok(())
         }
+        Ok(())
+    };
+    // Into place by rename; a complete set already there (another process finished
+    // first) is kept and never touched.
+    match std::fs::rename(&private, folder) {
+        Ok(()) => return Ok(()),
+        Err(_) if made(folder) => return done(false),
+        Err(_) => {}
+    }
+    // `folder` holds a stale or partial set: moved aside, never deleted in place.
+    let aside = with_suffix(&format!(
+        ".stale-{}-{}",
+        super::shard::host_name(),
+        std::process::id()
+    ));
+    if let Err(e) = std::fs::rename(folder, &aside) {
+        if made(folder) {
+            return done(false);
+        }
+        let _ = std::fs::remove_dir_all(&private);
+        return Err(e).with_context(|| format!("moving the stale {} aside", folder.display()));
+    }
+    if made(&aside) && std::fs::rename(&aside, folder).is_ok() {
+        // It was completed in the meantime: back in place, ours dropped.
+        return done(false);
+    }
+    let result = match std::fs::rename(&private, folder) {
+        Ok(()) => Ok(()),
+        Err(_) if made(folder) => done(false),
         Err(e) => {
+            let _ = std::fs::remove_dir_all(&private);
             Err(e).with_context(|| format!("moving {} to {}", private.display(), folder.display()))
         }
-    }
+    };
+    let _ = std::fs::remove_dir_all(&aside);
+    result
 }
 
 fn run_point(
@@ -801,6 +837,44 @@ mod tests {
             clusters: 1,
             probes: 2,
         }
+    }
+
+    /// A stale set in the cache folder is replaced by a complete one (moved aside, never
+    /// half-overwritten); a complete set is kept as it is; no private or stale folder is
+    /// left behind.
+    #[test]
+    fn synthetic_sets_replace_stale_ones_whole_and_keep_complete_ones() {
+        use datasets::synth::{PresetKind, SynthConfig};
+        let tmp = tempfile::tempdir().unwrap();
+        let synth = SynthConfig {
+            preset: PresetKind::Socofing,
+            fingers: 1,
+            seed: 3,
+            altered: false,
+        };
+        let folder = synthetic_folder(tmp.path(), &synth);
+        std::fs::create_dir_all(folder.join("Real")).unwrap();
+        std::fs::write(folder.join("manifest.json"), "{ half written").unwrap();
+        std::fs::write(folder.join("Real/stale.BMP"), b"old").unwrap();
+        ensure_synthetic(&synth, &folder).unwrap();
+        assert!(
+            !folder.join("Real/stale.BMP").exists(),
+            "the stale set is gone"
+        );
+        let manifest = std::fs::read_to_string(folder.join("manifest.json")).unwrap();
+        let parsed: datasets::synth::Manifest = serde_json::from_str(&manifest).unwrap();
+        assert_eq!(parsed.config, synth);
+        assert_eq!(datasets::loaders::load(&folder).unwrap().samples.len(), 10);
+        // Complete: kept untouched (a marker file survives).
+        std::fs::write(folder.join("marker"), b"kept").unwrap();
+        ensure_synthetic(&synth, &folder).unwrap();
+        assert!(folder.join("marker").exists());
+        let leftovers: Vec<String> = std::fs::read_dir(folder.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains(".tmp-") || n.contains(".stale-"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
     }
 
     #[test]

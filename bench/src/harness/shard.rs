@@ -105,6 +105,10 @@ pub fn assign(points: &[Point], count: usize) -> Vec<usize> {
 /// One attempt of a shard: a first run, or a resubmission that resumed it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Attempt {
+    /// The checkout's commit when the attempt started (`+dirty` if modified): where the
+    /// binary was most likely built from; the build itself is the manifest's `versions`.
+    #[serde(default)]
+    pub git_commit: String,
     pub host: String,
     pub started: String,
     pub finished: Option<String>,
