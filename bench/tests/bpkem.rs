@@ -7,7 +7,7 @@ use std::path::Path;
 
 mod common;
 
-use common::{text, touchstone};
+use common::{committed_model, only_run, text, touchstone};
 
 fn config(model: &Path) -> String {
     format!(
@@ -33,16 +33,11 @@ outputs:
 #[test]
 fn the_bpkem_study_writes_its_tables_from_real_runs() {
     let tmp = tempfile::tempdir().unwrap();
-    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/socofing-small");
+    let model = committed_model();
     std::fs::write(tmp.path().join("bk.yaml"), config(&model)).unwrap();
     let out = touchstone(&["run", "bk.yaml"], tmp.path());
     assert!(out.status.success(), "{}", text(&out));
-    let dir = std::fs::read_dir(tmp.path().join("out/bk"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let dir = only_run(tmp.path(), "bk");
     let r: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("bpkem.json")).unwrap()).unwrap();
     // Simulated: 2 locker counts × 4 errors; the exact theory lies inside each measured
@@ -107,7 +102,7 @@ fn the_bpkem_study_writes_its_tables_from_real_runs() {
 #[test]
 fn a_bad_bpkem_config_names_the_field() {
     let tmp = tempfile::tempdir().unwrap();
-    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/socofing-small");
+    let model = committed_model();
     for (edit, expect) in [
         (("trials: 300", "trials: 0"), "bpkem.trials"),
         (

@@ -7,7 +7,7 @@ use std::path::Path;
 
 mod common;
 
-use common::{text, touchstone};
+use common::{committed_model, only_run, text, touchstone};
 
 fn config(model: &Path) -> String {
     format!(
@@ -49,16 +49,11 @@ outputs:
 #[test]
 fn every_scheme_runs_on_the_same_pairs_through_one_interface() {
     let tmp = tempfile::tempdir().unwrap();
-    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/socofing-small");
+    let model = committed_model();
     std::fs::write(tmp.path().join("cmp.yaml"), config(&model)).unwrap();
     let out = touchstone(&["run", "cmp.yaml"], tmp.path());
     assert!(out.status.success(), "{}", text(&out));
-    let dir = std::fs::read_dir(tmp.path().join("out/cmp"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let dir = only_run(tmp.path(), "cmp");
     let r: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("compare.json")).unwrap()).unwrap();
     let rows = r["rows"].as_array().unwrap();
@@ -136,7 +131,7 @@ fn every_scheme_runs_on_the_same_pairs_through_one_interface() {
 #[test]
 fn a_bad_comparison_config_names_the_scheme_and_field() {
     let tmp = tempfile::tempdir().unwrap();
-    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/socofing-small");
+    let model = committed_model();
     for (edit, expect) in [
         (("q: 4", "q: 1"), "compare.schemes[3]"),
         (("bits: 64", "bits: 0"), "compare.schemes[5]"),

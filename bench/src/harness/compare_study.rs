@@ -737,18 +737,10 @@ pub fn render(dir: &Path, config: &StudyConfig, r: &StudyResult) -> Result<()> {
             t.render()
         )?;
     }
-    writeln!(s, "## Figures\n")?;
-    for f in figures {
-        writeln!(s, "- [{f}]({f})")?;
-    }
-    std::fs::write(dir.join("summary.md"), s)
-        .with_context(|| format!("writing {}", dir.join("summary.md").display()))?;
-    Ok(())
+    super::study::write_summary(dir, s, &figures)
 }
 
-fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
-    anyhow::anyhow!("drawing: {e:?}")
-}
+use super::figures::err;
 
 /// The DET curves of every scheme on one chart, and the cost per query as bars.
 fn draw(dir: &Path, r: &StudyResult) -> Result<Vec<String>> {

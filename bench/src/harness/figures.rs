@@ -142,7 +142,8 @@ fn band_label(labels: &[String], y: f64) -> String {
     }
 }
 
-fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
+/// A plotters error as an anyhow error (shared by every figure the harness draws).
+pub(crate) fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
     anyhow!("drawing a figure: {e:?}")
 }
 

@@ -71,12 +71,7 @@ pub fn run(config_path: &Path, options: &RunOptions) -> Result<PathBuf> {
     // One process per run folder: a second `run --resume` on it would append the same
     // points twice.
     let lock_path = dir.join(".lock");
-    let lock = std::fs::File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .with_context(|| format!("opening {}", lock_path.display()))?;
+    let lock = lock_file(&lock_path)?;
     lock.try_lock().map_err(|_| {
         anyhow!(
             "another touchstone process is running in {} (it holds {})",
@@ -611,6 +606,16 @@ fn scheme_config(point: &Point, fault: Option<Fault>) -> Result<SchemeConfig> {
     })
 }
 
+/// Opens (creating, never truncating) a lock file; the caller takes the lock it needs.
+fn lock_file(path: &Path) -> Result<std::fs::File> {
+    std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))
+}
+
 /// Where a generated set is cached: `<outputs>/cache/synth-<preset>-<fingers>-<seed>-<altered>`.
 pub(crate) fn synthetic_folder(outputs: &Path, synth: &datasets::synth::SynthConfig) -> PathBuf {
     outputs.join("cache").join(
@@ -632,12 +637,7 @@ pub(crate) fn ensure_synthetic(synth: &datasets::synth::SynthConfig, folder: &Pa
     let mut lock_path = folder.as_os_str().to_owned();
     lock_path.push(".lock");
     let lock_path = PathBuf::from(lock_path);
-    let lock = std::fs::File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .with_context(|| format!("opening {}", lock_path.display()))?;
+    let lock = lock_file(&lock_path)?;
     // Some shared file systems (Lustre with localflock, NFS without a lock manager) lock
     // per node or not at all: the lock only saves duplicate work; correctness comes from
     // generating into a private folder and renaming it into place.

@@ -1,8 +1,9 @@
 //! What the studies that are not sweeps (`bpkem:`, `compare:`) share: recognising their
 //! section and reading their YAML with errors that name the file, line and field.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use serde::de::DeserializeOwned;
+use std::fmt::Write as _;
 use std::path::Path;
 
 /// Does this YAML text have the top-level key `section`?
@@ -24,4 +25,14 @@ pub fn deserialize<T: DeserializeOwned>(text: &str, path: &Path) -> Result<T> {
             .map_or(String::new(), |l| format!(":{}:{}", l.line(), l.column()));
         anyhow::anyhow!("{}{at}: field `{field}`: {inner}", path.display())
     })
+}
+
+/// Appends the figure list to a study's summary and writes `dir/summary.md`.
+pub fn write_summary(dir: &Path, mut summary: String, figures: &[String]) -> Result<()> {
+    writeln!(summary, "## Figures\n")?;
+    for f in figures {
+        writeln!(summary, "- [{f}]({f})")?;
+    }
+    let path = dir.join("summary.md");
+    std::fs::write(&path, summary).with_context(|| format!("writing {}", path.display()))
 }
