@@ -115,6 +115,11 @@ impl BlindTouchLayout {
 
     /// Reads every user's score out of decoded result slot vectors, for `users` users.
     pub fn unpack_scores(&self, results: &[(usize, Vec<i64>)], users: usize) -> Result<Vec<i64>> {
+        collect_scores(self.unpack_partial(results, users))
+    }
+
+    /// Like [`Self::unpack_scores`], with `None` for users no result carries.
+    pub fn unpack_partial(&self, results: &[(usize, Vec<i64>)], users: usize) -> Vec<Option<i64>> {
         let upc = self.users_per_ciphertext();
         let mut scores = vec![None; users];
         for (group, slots) in results {
@@ -123,12 +128,12 @@ impl BlindTouchLayout {
                 for u in 0..upc {
                     let user = k * upc + u;
                     if user < users {
-                        scores[user] = Some(slots[u * self.features + offset]);
+                        scores[user] = slots.get(u * self.features + offset).copied();
                     }
                 }
             }
         }
-        collect_scores(scores)
+        scores
     }
 }
 
@@ -187,6 +192,11 @@ impl ColumnarLayout {
 
     /// Reads every user's score out of decoded group slot vectors.
     pub fn unpack_scores(&self, results: &[(usize, Vec<i64>)], users: usize) -> Result<Vec<i64>> {
+        collect_scores(self.unpack_partial(results, users))
+    }
+
+    /// Like [`Self::unpack_scores`], with `None` for users no result carries.
+    pub fn unpack_partial(&self, results: &[(usize, Vec<i64>)], users: usize) -> Vec<Option<i64>> {
         let mut scores = vec![None; users];
         for (group, slots) in results {
             for (i, &s) in slots.iter().enumerate() {
@@ -196,7 +206,7 @@ impl ColumnarLayout {
                 }
             }
         }
-        collect_scores(scores)
+        scores
     }
 }
 

@@ -287,11 +287,35 @@ impl Gallery {
         units: impl ExactSizeIterator<Item = (UnitId, &'a [u8])>,
     ) -> Vec<u8> {
         let mut w = Writer::new();
+        Self::write_body(&mut w, users, units);
+        by.seal(kind, params.fingerprint(), &w.finish())
+    }
+
+    /// Seals an update (kinds `Update`, `ShardUpdate`): the request id, then the new user
+    /// count and the units that replace or extend the stored ones.
+    pub fn encode_update<'a>(
+        kind: Artifact,
+        params: &Params,
+        by: Sealer,
+        request: &RequestId,
+        users: usize,
+        units: impl ExactSizeIterator<Item = (UnitId, &'a [u8])>,
+    ) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.raw(&request.0);
+        Self::write_body(&mut w, users, units);
+        by.seal(kind, params.fingerprint(), &w.finish())
+    }
+
+    fn write_body<'a>(
+        w: &mut Writer,
+        users: usize,
+        units: impl ExactSizeIterator<Item = (UnitId, &'a [u8])>,
+    ) {
         w.u64(users as u64).u64(units.len() as u64);
         for (id, bytes) in units {
             w.u64(id.group as u64).u64(id.feature as u64).bytes(bytes);
         }
-        by.seal(kind, params.fingerprint(), &w.finish())
     }
 
     /// Opens the envelope and lists the units without parsing any ciphertext.
@@ -302,6 +326,30 @@ impl Gallery {
     ) -> Result<(usize, Vec<RawUnit<'a>>)> {
         let payload = wire::open(bytes, kind, params.fingerprint())?;
         let mut r = Reader::new(kind.name(), payload);
+        let body = Self::read_body(&mut r, kind)?;
+        r.finish()?;
+        Ok(body)
+    }
+
+    /// Opens an update envelope: its request id, user count and units (unparsed).
+    pub fn decode_update_raw<'a>(
+        bytes: &'a [u8],
+        kind: Artifact,
+        params: &Params,
+    ) -> Result<(RequestId, usize, Vec<RawUnit<'a>>)> {
+        let payload = wire::open(bytes, kind, params.fingerprint())?;
+        let mut r = Reader::new(kind.name(), payload);
+        let request = RequestId(
+            r.raw(16, "request id")?
+                .try_into()
+                .expect("Reader::raw returns 16 bytes"),
+        );
+        let (users, units) = Self::read_body(&mut r, kind)?;
+        r.finish()?;
+        Ok((request, users, units))
+    }
+
+    fn read_body<'a>(r: &mut Reader<'a>, kind: Artifact) -> Result<(usize, Vec<RawUnit<'a>>)> {
         let users = r.count("user count", crate::limits::MAX_USERS as u64)?;
         if users == 0 {
             return Err(ProtocolError::wire(kind.name(), "announces 0 users"));
@@ -317,17 +365,15 @@ impl Gallery {
                 bytes,
             });
         }
-        r.finish()?;
         Ok((users, units))
     }
 
-    /// Opens the envelope and parses every ciphertext (what a cluster server does).
-    pub fn decode(
-        bytes: &[u8],
+    /// Parses every unit's ciphertext (what a cluster server does with a shard).
+    pub fn parse_units(
         kind: Artifact,
         params: &Params,
-    ) -> Result<(usize, Vec<(UnitId, Ciphertext)>)> {
-        let (users, raw) = Self::decode_raw(bytes, kind, params)?;
+        raw: Vec<RawUnit<'_>>,
+    ) -> Result<Vec<(UnitId, Ciphertext)>> {
         let mut units = Vec::with_capacity(raw.len());
         for unit in raw {
             let ct = wire::decode_ciphertext(
@@ -339,7 +385,41 @@ impl Gallery {
             )?;
             units.push((unit.id, ct));
         }
-        Ok((users, units))
+        Ok(units)
+    }
+
+    /// Opens the envelope and parses every ciphertext (what a cluster server does).
+    pub fn decode(
+        bytes: &[u8],
+        kind: Artifact,
+        params: &Params,
+    ) -> Result<(usize, Vec<(UnitId, Ciphertext)>)> {
+        let (users, raw) = Self::decode_raw(bytes, kind, params)?;
+        Ok((users, Self::parse_units(kind, params, raw)?))
+    }
+}
+
+/// Names one gallery update, so that a retried request is applied once: 16 random bytes
+/// chosen by the client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RequestId(pub [u8; 16]);
+
+impl RequestId {
+    /// A fresh random id.
+    pub fn random() -> Self {
+        use rand::RngCore;
+        let mut id = [0u8; 16];
+        rand::rng().fill_bytes(&mut id);
+        Self(id)
+    }
+}
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
     }
 }
 

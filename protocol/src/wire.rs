@@ -70,6 +70,11 @@ pub enum Artifact {
     Results = 6,
     /// Main server → cluster: forget the deployment (keys and gallery).
     Reset = 7,
+    /// Client → main server: replace or add some gallery units (users added or removed)
+    /// without re-sending the gallery; carries a request id so a retry applies once.
+    Update = 8,
+    /// Main server → cluster: the units of an update that this cluster holds.
+    ShardUpdate = 9,
 }
 
 impl Artifact {
@@ -82,6 +87,8 @@ impl Artifact {
             5 => Self::ClusterResult,
             6 => Self::Results,
             7 => Self::Reset,
+            8 => Self::Update,
+            9 => Self::ShardUpdate,
             _ => return None,
         })
     }
@@ -96,6 +103,8 @@ impl Artifact {
             Self::ClusterResult => "cluster result",
             Self::Results => "results",
             Self::Reset => "reset",
+            Self::Update => "gallery update",
+            Self::ShardUpdate => "shard update",
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use crate::error::{ProtocolError, Result};
 use crate::layout::{BlindTouchLayout, ColumnarLayout};
-use crate::messages::{Ciphertexts, Gallery, Layout, Setup, SetupSizes, UnitId};
+use crate::messages::{Ciphertexts, Gallery, Layout, RequestId, Setup, SetupSizes, UnitId};
 use crate::outcome::Decision;
 use crate::params::Params;
 use crate::quantize::QuantizedModel;
@@ -14,6 +14,7 @@ use fhe::bfv::{
 };
 use fhe_traits::{FheDecoder, FheDecrypter, FheEncoder, FheEncrypter, Serialize};
 use rayon::prelude::*;
+use std::collections::BTreeSet;
 use std::sync::OnceLock;
 
 /// Holds the secret key and the quantized model.
@@ -56,6 +57,29 @@ impl Client {
             deployment,
             setup: OnceLock::new(),
         })
+    }
+
+    /// A client with a secret key saved earlier by [`Client::secret_key_bytes`] (same
+    /// checks as [`Client::new`]); it keeps its deployment id and signing key.
+    pub fn from_secret_key(
+        params: Params,
+        layout: Layout,
+        model: QuantizedModel,
+        secret_key: &[u8],
+    ) -> Result<Self> {
+        let mut client = Self::new(params, layout, model)?;
+        let key: SecretKey =
+            crate::wire::decode_parametrized("secret key", secret_key, client.params.bfv())?;
+        client.signing = signing_key(&key);
+        client.deployment = wire::deployment_of_key(&client.signing.verifying_key());
+        client.secret_key = key;
+        Ok(client)
+    }
+
+    /// The serialized secret key, for the client's own folder only: whoever reads it can
+    /// decrypt every template and score of the deployment.
+    pub fn secret_key_bytes(&self) -> Vec<u8> {
+        self.secret_key.to_bytes()
     }
 
     /// The deployment id: the first 8 bytes of SHA-256 over the client's Ed25519 verifying
@@ -167,24 +191,100 @@ impl Client {
     /// Quantizes, packs and encrypts the gallery (in parallel); sealed for the main server.
     pub fn enrolment_message(&self, gallery: &[Vec<f32>]) -> Result<Vec<u8>> {
         let quantized: Vec<Vec<i64>> = gallery.iter().map(|t| self.model.quantize(t)).collect();
-        let units: Vec<(UnitId, Vec<u8>)> = match self.layout {
+        let units = self.encrypt_units(&quantized, None)?;
+        Ok(Gallery::encode(
+            Artifact::Enrolment,
+            &self.params,
+            self.sealer(),
+            gallery.len(),
+            units.iter().map(|(id, b)| (id.clone(), b.as_slice())),
+        ))
+    }
+
+    /// A gallery update: the whole gallery as it is after the change (added users at the
+    /// end; `removed` users' slots are filled with zeros, so their encrypted template is
+    /// gone from the servers), of which only the units holding a user of `changed` are
+    /// encrypted and sent. The servers learn which units changed, not which user.
+    pub fn update_message(
+        &self,
+        request: &RequestId,
+        gallery: &[Vec<f32>],
+        removed: &BTreeSet<usize>,
+        changed: &BTreeSet<usize>,
+    ) -> Result<Vec<u8>> {
+        if let Some(&u) = changed.iter().chain(removed).find(|&&u| u >= gallery.len()) {
+            return Err(ProtocolError::Input(format!(
+                "user {u} is outside the gallery of {} users",
+                gallery.len()
+            )));
+        }
+        let quantized: Vec<Vec<i64>> = gallery
+            .iter()
+            .enumerate()
+            .map(|(u, t)| {
+                if removed.contains(&u) {
+                    vec![0; self.model.features()]
+                } else {
+                    self.model.quantize(t)
+                }
+            })
+            .collect();
+        let units: BTreeSet<usize> = changed.iter().map(|&u| self.unit_of_user(u)).collect();
+        let encrypted = self.encrypt_units(&quantized, Some(&units))?;
+        Ok(Gallery::encode_update(
+            Artifact::Update,
+            &self.params,
+            self.sealer(),
+            request,
+            gallery.len(),
+            encrypted.iter().map(|(id, b)| (id.clone(), b.as_slice())),
+        ))
+    }
+
+    /// Users per gallery unit: a blindtouch ciphertext, or a columnar group.
+    pub fn users_per_unit(&self) -> Result<usize> {
+        Ok(match self.layout {
+            Layout::BlindTouch { .. } => self.blindtouch()?.users_per_ciphertext(),
+            Layout::Columnar => self.columnar()?.users_per_group(),
+        })
+    }
+
+    /// The unit (blindtouch ciphertext or columnar group) holding user `user`.
+    pub fn unit_of_user(&self, user: usize) -> usize {
+        // Both layouts were validated at construction, so a unit holds ≥ 1 user.
+        user / self.users_per_unit().unwrap_or(1).max(1)
+    }
+
+    /// Packs and encrypts the gallery units (all, or the listed unit indices), in
+    /// parallel.
+    fn encrypt_units(
+        &self,
+        quantized: &[Vec<i64>],
+        only: Option<&BTreeSet<usize>>,
+    ) -> Result<Vec<(UnitId, Vec<u8>)>> {
+        let wanted = |k: usize| only.is_none_or(|set| set.contains(&k));
+        match self.layout {
             Layout::BlindTouch { .. } => {
                 let layout = self.blindtouch()?;
                 let per = layout.users_per_ciphertext();
-                quantized
-                    .par_chunks(per)
+                let chunks: Vec<(usize, &[Vec<i64>])> = quantized
+                    .chunks(per)
                     .enumerate()
+                    .filter(|(k, _)| wanted(*k))
+                    .collect();
+                chunks
+                    .par_iter()
                     .map(|(k, chunk)| {
                         let ct = self.encrypt_simd(&layout.pack_gallery(chunk, k * per)?)?;
                         Ok((
                             UnitId {
-                                group: k,
+                                group: *k,
                                 feature: 0,
                             },
                             ct.to_bytes(),
                         ))
                     })
-                    .collect::<Result<_>>()?
+                    .collect()
             }
             Layout::Columnar => {
                 let layout = self.columnar()?;
@@ -192,6 +292,7 @@ impl Client {
                 let columns: Vec<(usize, usize, Vec<i64>)> = quantized
                     .chunks(per)
                     .enumerate()
+                    .filter(|(g, _)| wanted(*g))
                     .map(|(g, chunk)| layout.pack_group(chunk, g * per).map(|cols| (g, cols)))
                     .collect::<Result<Vec<_>>>()?
                     .into_iter()
@@ -209,16 +310,9 @@ impl Client {
                             ct.to_bytes(),
                         ))
                     })
-                    .collect::<Result<_>>()?
+                    .collect()
             }
-        };
-        Ok(Gallery::encode(
-            Artifact::Enrolment,
-            &self.params,
-            self.sealer(),
-            gallery.len(),
-            units.iter().map(|(id, b)| (id.clone(), b.as_slice())),
-        ))
+        }
     }
 
     /// Quantizes and encrypts a probe: one repeated ciphertext (blindtouch) or one constant
@@ -305,6 +399,27 @@ impl Client {
         };
         let decision = Decision::from_integers(&scores, self.model.threshold_score);
         Ok((scores, decision))
+    }
+
+    /// Reads the scores out of the results of a query some clusters did not answer:
+    /// `None` for every user of a unit in `missing_units` (unit indices as in
+    /// [`Client::unit_of_user`]) and for users no result carries; the others exact.
+    pub fn scores_partial(
+        &self,
+        decoded: &[(usize, Vec<i64>)],
+        users: usize,
+        missing_units: &BTreeSet<usize>,
+    ) -> Result<Vec<Option<i64>>> {
+        let mut scores = match self.layout {
+            Layout::BlindTouch { .. } => self.blindtouch()?.unpack_partial(decoded, users),
+            Layout::Columnar => self.columnar()?.unpack_partial(decoded, users),
+        };
+        for (u, score) in scores.iter_mut().enumerate() {
+            if missing_units.contains(&self.unit_of_user(u)) {
+                *score = None;
+            }
+        }
+        Ok(scores)
     }
 
     /// Smallest noise budget (bits) left in any result: how far evaluation is from

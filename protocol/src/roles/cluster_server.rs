@@ -27,11 +27,11 @@ impl Evaluator {
     /// Checks a shard's unit ids against the layout before anything indexes with them:
     /// features in range (0 for blindtouch), groups within what `users` users need, and
     /// no unit twice.
-    fn check_units(
+    fn check_units<'a>(
         &self,
         params: &Params,
         users: usize,
-        units: &[(UnitId, Ciphertext)],
+        units: impl IntoIterator<Item = &'a UnitId>,
     ) -> Result<()> {
         let (features, groups) = match self {
             Evaluator::BlindTouch(e) => (1, e.layout().ciphertexts_for(users)),
@@ -45,7 +45,7 @@ impl Evaluator {
             ),
         };
         let mut seen = BTreeSet::new();
-        for (id, _) in units {
+        for id in units {
             if id.feature >= features || id.group >= groups {
                 return Err(ProtocolError::wire(
                     "gallery shard",
@@ -164,12 +164,50 @@ impl ClusterServer {
                     return Err(ProtocolError::state(ROLE, "gallery shard before setup"));
                 };
                 wire::check_owner(request, Artifact::Shard, id)?;
-                evaluator.check_units(&self.params, users, &units)?;
+                evaluator.check_units(&self.params, users, units.iter().map(|(id, _)| id))?;
                 state.stored = match evaluator {
                     Evaluator::Fused(f) => Some(f.store(&units)?),
                     _ => None,
                 };
                 state.units = units;
+                Ok(self.ack(id))
+            }
+            Artifact::ShardUpdate => {
+                let (_, users, raw) =
+                    Gallery::decode_update_raw(request, Artifact::ShardUpdate, &self.params)?;
+                let changed = Gallery::parse_units(Artifact::ShardUpdate, &self.params, raw)?;
+                let mut guard = self.write();
+                // Through a plain reference, so the evaluator and the units borrow apart.
+                let state = &mut *guard;
+                let (Some(id), Some(evaluator)) = (state.deployment, state.evaluator.as_ref())
+                else {
+                    return Err(ProtocolError::state(ROLE, "shard update before setup"));
+                };
+                wire::check_owner(request, Artifact::ShardUpdate, id)?;
+                // Check before changing anything: the update on its own (no unit twice,
+                // all within the new layout), and the units kept (a smaller user count
+                // must not leave stored units outside the layout).
+                evaluator.check_units(&self.params, users, changed.iter().map(|(id, _)| id))?;
+                let replaced: BTreeSet<&UnitId> = changed.iter().map(|(id, _)| id).collect();
+                evaluator.check_units(
+                    &self.params,
+                    users,
+                    state
+                        .units
+                        .iter()
+                        .map(|(id, _)| id)
+                        .filter(|id| !replaced.contains(id)),
+                )?;
+                let mut merged: BTreeMap<UnitId, Ciphertext> =
+                    std::mem::take(&mut state.units).into_iter().collect();
+                merged.extend(changed);
+                let units: Vec<(UnitId, Ciphertext)> = merged.into_iter().collect();
+                let stored = match evaluator {
+                    Evaluator::Fused(f) => Some(f.store(&units)),
+                    _ => None,
+                };
+                state.units = units;
+                state.stored = stored.transpose()?;
                 Ok(self.ack(id))
             }
             Artifact::Query => self.evaluate(request),
@@ -182,7 +220,7 @@ impl ClusterServer {
             }
             other => Err(ProtocolError::wire(
                 other.name(),
-                "a cluster server accepts setup, gallery shard, query and reset messages only",
+                "a cluster server accepts setup, gallery shard, shard update, query and reset messages only",
             )),
         }
     }

@@ -57,27 +57,129 @@ struct Deployment {
     features: usize,
 }
 
+/// What to do when some clusters fail a query.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FailurePolicy {
+    /// The query fails with an error naming the cluster (the default: never a silent
+    /// wrong answer).
+    #[default]
+    Strict,
+    /// The answer leaves out every gallery unit a failed cluster holds (a columnar group
+    /// with any feature there is left out whole) and says which ones in [`Coverage`].
+    Partial,
+}
+
+/// Which part of the gallery a query's results cover.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Coverage {
+    /// Gallery units (blindtouch ciphertexts, columnar groups) with no result.
+    pub missing_units: Vec<usize>,
+    /// The clusters that failed, with their errors.
+    pub failed: Vec<(usize, String)>,
+}
+
+impl Coverage {
+    /// Whether some units are missing.
+    pub fn is_partial(&self) -> bool {
+        !self.missing_units.is_empty()
+    }
+}
+
+/// What an update changed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UpdateSummary {
+    /// Units sent to each cluster.
+    pub per_cluster: Vec<usize>,
+    /// Users of the gallery after the update.
+    pub users: usize,
+}
+
 /// The main server.
 pub struct MainServer {
     params: Params,
     transport: Box<dyn Transport>,
     deployment: Option<Deployment>,
-    /// Gallery ciphertexts per cluster.
-    shards: Vec<usize>,
+    /// Which cluster holds each gallery unit.
+    placement: BTreeMap<UnitId, usize>,
     users: usize,
 }
 
 impl MainServer {
     /// A main server configured with its own copy of the parameter set.
     pub fn new(params: Params, transport: Box<dyn Transport>) -> Self {
-        let clusters = transport.clusters();
         Self {
             params,
             transport,
             deployment: None,
-            shards: vec![0; clusters],
+            placement: BTreeMap::new(),
             users: 0,
         }
+    }
+
+    /// Gallery units per cluster.
+    fn shards(&self) -> Vec<usize> {
+        let mut per = vec![0; self.transport.clusters()];
+        for &c in self.placement.values() {
+            per[c] += 1;
+        }
+        per
+    }
+
+    /// Which cluster holds each gallery unit (what the main server's store keeps).
+    pub fn placement(&self) -> Vec<(UnitId, usize)> {
+        self.placement
+            .iter()
+            .map(|(u, &c)| (u.clone(), c))
+            .collect()
+    }
+
+    /// Takes up a deployment again after a restart: the client's setup message as it was
+    /// received, the user count and the placement, all from the main server's own store.
+    /// Nothing is sent to the clusters (they restore their own state); everything is
+    /// checked as if it had just arrived.
+    pub fn restore(
+        &mut self,
+        setup: &[u8],
+        users: usize,
+        placement: Vec<(UnitId, usize)>,
+    ) -> Result<()> {
+        let decoded = Setup::decode(setup, &self.params)?;
+        self.deployment = Some(Deployment {
+            id: wire::deployment(setup)?,
+            owner: decoded.owner,
+            layout: decoded.layout,
+            features: decoded.features,
+        });
+        self.placement = BTreeMap::new();
+        self.users = 0;
+        if users == 0 {
+            return Ok(());
+        }
+        let clusters = self.transport.clusters();
+        if let Some((u, c)) = placement.iter().find(|(_, c)| *c >= clusters) {
+            return Err(ProtocolError::state(
+                ROLE,
+                format!(
+                    "stored placement puts unit (group {}, feature {}) on cluster {c}, but                      {clusters} clusters are configured",
+                    u.group, u.feature
+                ),
+            ));
+        }
+        let expected = self.expected_units(users)?;
+        let found: Vec<&UnitId> = placement.iter().map(|(u, _)| u).collect();
+        if found != expected.iter().collect::<Vec<_>>() {
+            return Err(ProtocolError::state(
+                ROLE,
+                format!(
+                    "stored placement lists {} units; {users} users need {}",
+                    placement.len(),
+                    expected.len()
+                ),
+            ));
+        }
+        self.placement = placement.into_iter().collect();
+        self.users = users;
+        Ok(())
     }
 
     /// Number of enrolled users.
@@ -150,7 +252,7 @@ impl MainServer {
             layout: setup.layout,
             features: setup.features,
         });
-        self.shards = vec![0; self.transport.clusters()];
+        self.placement.clear();
         self.users = 0;
         Ok(())
     }
@@ -170,7 +272,7 @@ impl MainServer {
             .collect();
         Self::all_ok(self.fan_out(&targets))?;
         self.deployment = None;
-        self.shards = vec![0; self.transport.clusters()];
+        self.placement.clear();
         self.users = 0;
         Ok(())
     }
@@ -257,8 +359,10 @@ impl MainServer {
         let total = units.len();
         let mut targets = Vec::with_capacity(clusters);
         let mut summary = ShardSummary::default();
+        let mut placement = BTreeMap::new();
         for c in 0..clusters {
             let shard = &units[c * total / clusters..(c + 1) * total / clusters];
+            placement.extend(shard.iter().map(|u| (u.id.clone(), c)));
             summary.per_cluster.push(shard.len());
             summary.stored_bytes += shard.iter().map(|u| u.bytes.len()).sum::<usize>();
             let message = Gallery::encode(
@@ -273,13 +377,139 @@ impl MainServer {
         let targets: Vec<(usize, &[u8])> =
             targets.iter().map(|(c, m)| (*c, m.as_slice())).collect();
         Self::all_ok(self.fan_out(&targets))?;
-        self.shards = summary.per_cluster.clone();
+        self.placement = placement;
         self.users = users;
         Ok(summary)
     }
 
-    /// Evaluates a query on every cluster holding a shard and returns sealed results.
+    /// Applies a gallery update (kind `Update`, signed by the owner): each unit replaces
+    /// the stored one, or is new and goes to the cluster holding the fewest units; every
+    /// affected cluster receives its units (one `ShardUpdate` each, carrying the request
+    /// id). The gallery never shrinks (a removed user's slot stays, zeroed by the
+    /// client), and afterwards it must hold exactly the units `users` users need.
+    ///
+    /// Retries are the caller's to recognise by [`Gallery::decode_update_raw`]'s request
+    /// id (the deployment layer keeps the applied ids in its store); applying the same
+    /// update twice in a row is harmless anyway, since units are replaced, not added.
+    pub fn update(&mut self, bytes: &[u8]) -> Result<UpdateSummary> {
+        let (request, users, units) =
+            Gallery::decode_update_raw(bytes, Artifact::Update, &self.params)?;
+        let deployment = self.deployment()?;
+        let id = deployment.id;
+        wire::check_owner(bytes, Artifact::Update, id)?;
+        wire::verify_owner(bytes, Artifact::Update, &deployment.owner)?;
+        if self.users == 0 {
+            return Err(ProtocolError::state(
+                ROLE,
+                "no gallery enrolled: enrol before updating",
+            ));
+        }
+        if users < self.users {
+            return Err(ProtocolError::wire(
+                "gallery update",
+                format!(
+                    "announces {users} users, fewer than the {} enrolled (removed users keep                      their zeroed slots)",
+                    self.users
+                ),
+            ));
+        }
+        // Counts first, so the unit list is never longer than the message carries.
+        let needed = self.expected_count(users)?;
+        if needed < self.placement.len() || units.len() > needed {
+            return Err(ProtocolError::wire(
+                "gallery update",
+                format!(
+                    "{} units for a gallery of {users} users, which needs {needed}",
+                    units.len()
+                ),
+            ));
+        }
+        let mut placement = self.placement.clone();
+        let mut load = self.shards();
+        let mut seen = BTreeSet::new();
+        let mut new_groups: BTreeMap<usize, usize> = BTreeMap::new();
+        let clusters = self.transport.clusters();
+        let mut per_cluster: Vec<Vec<(UnitId, &[u8])>> = vec![Vec::new(); clusters];
+        for unit in &units {
+            if !seen.insert(unit.id.clone()) {
+                return Err(ProtocolError::wire(
+                    "gallery update",
+                    format!(
+                        "unit (group {}, feature {}) appears twice",
+                        unit.id.group, unit.id.feature
+                    ),
+                ));
+            }
+            // A new unit goes where the rest of its group went in this update (a columnar
+            // group then lives on one cluster: no partial sums to gather), else to the
+            // cluster holding the fewest units.
+            let cluster = match placement.get(&unit.id) {
+                Some(&c) => c,
+                None => {
+                    let c = match new_groups.get(&unit.id.group) {
+                        Some(&c) => c,
+                        None => (0..clusters).min_by_key(|&c| (load[c], c)).unwrap_or(0),
+                    };
+                    new_groups.insert(unit.id.group, c);
+                    load[c] += 1;
+                    placement.insert(unit.id.clone(), c);
+                    c
+                }
+            };
+            per_cluster[cluster].push((unit.id.clone(), unit.bytes));
+        }
+        let expected = self.expected_units(users)?;
+        if !placement.keys().eq(expected.iter()) {
+            return Err(ProtocolError::wire(
+                "gallery update",
+                format!(
+                    "after it the gallery would hold {} units, but {users} users need exactly                      the {} units of the layout (new groups must come whole)",
+                    placement.len(),
+                    expected.len()
+                ),
+            ));
+        }
+        let messages: Vec<(usize, Vec<u8>)> = per_cluster
+            .iter()
+            .enumerate()
+            .filter(|(_, units)| !units.is_empty())
+            .map(|(c, units)| {
+                let message = Gallery::encode_update(
+                    Artifact::ShardUpdate,
+                    &self.params,
+                    Sealer::Server(id),
+                    &request,
+                    users,
+                    units.iter().map(|(u, b)| (u.clone(), *b)),
+                );
+                (c, message)
+            })
+            .collect();
+        let targets: Vec<(usize, &[u8])> =
+            messages.iter().map(|(c, m)| (*c, m.as_slice())).collect();
+        Self::all_ok(self.fan_out(&targets))?;
+        self.placement = placement;
+        self.users = users;
+        Ok(UpdateSummary {
+            per_cluster: per_cluster.iter().map(Vec::len).collect(),
+            users,
+        })
+    }
+
+    /// Evaluates a query on every cluster holding a shard and returns sealed results; any
+    /// failed cluster fails the query.
     pub fn query(&self, bytes: &[u8]) -> Result<(Vec<u8>, QueryStats)> {
+        let (sealed, stats, _) = self.query_with(bytes, FailurePolicy::Strict)?;
+        Ok((sealed, stats))
+    }
+
+    /// [`MainServer::query`] under a failure policy; the coverage says what the results
+    /// leave out (nothing under [`FailurePolicy::Strict`]).
+    pub fn query_with(
+        &self,
+        bytes: &[u8],
+        policy: FailurePolicy,
+    ) -> Result<(Vec<u8>, QueryStats, Coverage)> {
         let deployment = self.deployment()?;
         let mut stats = QueryStats::default();
         let start = Instant::now();
@@ -291,18 +521,48 @@ impl MainServer {
             return Err(ProtocolError::state(ROLE, "no gallery enrolled"));
         }
 
-        let targets: Vec<(usize, &[u8])> = (0..self.shards.len())
-            .filter(|&c| self.shards[c] > 0)
+        let shards = self.shards();
+        let targets: Vec<(usize, &[u8])> = (0..shards.len())
+            .filter(|&c| shards[c] > 0)
             .map(|c| (c, bytes))
             .collect();
         stats.fanout_bytes = targets.iter().map(|(_, b)| b.len()).sum();
         let start = Instant::now();
-        let answers = Self::all_ok(self.fan_out(&targets))?;
+        let answers = self.fan_out(&targets);
         stats.clusters_wall = start.elapsed();
+        let mut coverage = Coverage::default();
+        let answers = match policy {
+            FailurePolicy::Strict => Self::all_ok(answers)?,
+            FailurePolicy::Partial => {
+                let mut ok = Vec::new();
+                for (c, answer, d) in answers {
+                    match answer {
+                        Ok(bytes) => ok.push((c, bytes, d)),
+                        Err(e) => coverage.failed.push((c, e.to_string())),
+                    }
+                }
+                if ok.is_empty() {
+                    let (c, e) = &coverage.failed[0];
+                    return Err(ProtocolError::state(
+                        ROLE,
+                        format!("no cluster answered (cluster {c} failed: {e})"),
+                    ));
+                }
+                ok
+            }
+        };
+        let failed: BTreeSet<usize> = coverage.failed.iter().map(|(c, _)| *c).collect();
+        let missing: BTreeSet<usize> = self
+            .placement
+            .iter()
+            .filter(|(_, c)| failed.contains(c))
+            .map(|(u, _)| u.group)
+            .collect();
+        coverage.missing_units = missing.iter().copied().collect();
 
         let start = Instant::now();
         let components = deployment.layout.result_components();
-        stats.cluster_eval = vec![Duration::ZERO; self.shards.len()];
+        stats.cluster_eval = vec![Duration::ZERO; shards.len()];
         let mut evaluated: Vec<(usize, Ciphertext)> = Vec::new();
         for (c, answer, _) in &answers {
             stats.gather_bytes += answer.len();
@@ -310,12 +570,14 @@ impl MainServer {
                 Ciphertexts::decode(answer, Artifact::ClusterResult, &self.params, components)?;
             wire::check_owner(answer, Artifact::ClusterResult, deployment.id)?;
             stats.cluster_eval[*c] = Duration::from_nanos(nanos);
-            evaluated.extend(items);
+            // A columnar group with a feature on a failed cluster is left out whole: its
+            // partial sum from the clusters that did answer is not a score.
+            evaluated.extend(items.into_iter().filter(|(i, _)| !missing.contains(i)));
         }
         stats.gather = start.elapsed();
 
         let start = Instant::now();
-        let results = self.compress(deployment, evaluated)?;
+        let results = self.compress(deployment, evaluated, &missing)?;
         stats.compress = start.elapsed();
         stats.result_ciphertexts = results.len();
 
@@ -328,7 +590,7 @@ impl MainServer {
             &results,
         );
         stats.serialize = start.elapsed();
-        Ok((sealed, stats))
+        Ok((sealed, stats, coverage))
     }
 
     /// blindtouch: evaluated ciphertext k (already rotated to offset k mod d by its
@@ -339,6 +601,7 @@ impl MainServer {
         &self,
         d: &Deployment,
         evaluated: Vec<(usize, Ciphertext)>,
+        missing: &BTreeSet<usize>,
     ) -> Result<Vec<(usize, Ciphertext)>> {
         let (units, per_result, partials_allowed) = match d.layout {
             Layout::BlindTouch { .. } => {
@@ -371,12 +634,14 @@ impl MainServer {
                 Entry::Occupied(mut sum) => *sum.get_mut() += &ct,
             }
         }
-        if seen.len() != units {
+        if seen.len() + missing.len() != units || seen.iter().any(|u| missing.contains(u)) {
             return Err(ProtocolError::state(
                 ROLE,
                 format!(
-                    "clusters returned results for {} of {units} gallery units",
-                    seen.len()
+                    "clusters returned results for {} of {units} gallery units ({} left out \
+                     with failed clusters)",
+                    seen.len(),
+                    missing.len()
                 ),
             ));
         }

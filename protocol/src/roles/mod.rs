@@ -7,4 +7,6 @@ mod main_server;
 
 pub use client::Client;
 pub use cluster_server::ClusterServer;
-pub use main_server::{MainServer, QueryStats, ShardSummary};
+pub use main_server::{
+    Coverage, FailurePolicy, MainServer, QueryStats, ShardSummary, UpdateSummary,
+};

@@ -1,0 +1,245 @@
+//! Gallery updates (users added and removed without re-enrolment) and partial answers
+//! when a cluster fails: every score that comes back is the exact plaintext integer
+//! score, a removed user's template is gone from the servers, and a failed cluster is
+//! either an error naming it or an answer that says which users it leaves out.
+
+use protocol::messages::{Layout, RequestId};
+use protocol::roles::{Client, FailurePolicy, MainServer};
+use protocol::transport::{InProcess, Transport};
+use protocol::*;
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// In-process clusters, one of which can be made to fail (usize::MAX = none).
+struct Breakable {
+    inner: InProcess,
+    broken: Arc<AtomicUsize>,
+}
+
+impl Transport for Breakable {
+    fn clusters(&self) -> usize {
+        self.inner.clusters()
+    }
+
+    fn call(&self, cluster: usize, request: &[u8]) -> Result<Vec<u8>> {
+        if self.broken.load(Ordering::SeqCst) == cluster {
+            return Err(ProtocolError::Input(format!("cluster {cluster} is down")));
+        }
+        self.inner.call(cluster, request)
+    }
+}
+
+struct Deployment {
+    client: Client,
+    main: MainServer,
+    broken: Arc<AtomicUsize>,
+    set: synthetic::SyntheticSet,
+}
+
+fn deploy(layout: Layout, preset: &str, users: usize, clusters: usize) -> Deployment {
+    let set = synthetic::generate(users + 500, 4, 16, 0.2, 9);
+    let q = Quantizer::calibrate(&set.calibration_samples(), 8, Calibration::MaxAbs).unwrap();
+    let model = QuantizedModel::new(&set.model, q, 8).unwrap();
+    assert!(model.weights.iter().any(|&w| w > 0) && model.weights.iter().any(|&w| w < 0));
+    let params = ParamSpec::preset(preset).unwrap().build().unwrap();
+    let engine = ColumnarEngine::Cpu.resolve();
+    let broken = Arc::new(AtomicUsize::new(usize::MAX));
+    let transport = Breakable {
+        inner: InProcess::with_engine(&params, clusters, &engine).unwrap(),
+        broken: broken.clone(),
+    };
+    let client = Client::new(params.clone(), layout, model).unwrap();
+    let mut main = MainServer::new(params, Box::new(transport));
+    main.setup(&client.setup_message().unwrap().0).unwrap();
+    main.enrol(&client.enrolment_message(&set.gallery[..users]).unwrap())
+        .unwrap();
+    Deployment {
+        client,
+        main,
+        broken,
+        set,
+    }
+}
+
+/// Decrypted scores of one probe (None where the answer leaves a user out).
+fn identify(d: &Deployment, probe: &[f32], policy: FailurePolicy) -> Result<Vec<Option<i64>>> {
+    let c = &d.client;
+    let query = c.query_message(&c.encrypt_query(probe)?);
+    let (results, _, coverage) = d.main.query_with(&query, policy)?;
+    let decoded = c.decrypt(&c.open_results(&results)?)?;
+    let missing: BTreeSet<usize> = coverage.missing_units.iter().copied().collect();
+    c.scores_partial(&decoded, d.main.users(), &missing)
+}
+
+/// The plaintext integer scores of a probe against the gallery as the servers hold it
+/// (removed users: a template of zeros).
+fn expected(
+    d: &Deployment,
+    gallery: &[Vec<f32>],
+    removed: &BTreeSet<usize>,
+    probe: &[f32],
+) -> Vec<i64> {
+    let m = d.client.model();
+    let q = m.quantize(probe);
+    gallery
+        .iter()
+        .enumerate()
+        .map(|(u, t)| {
+            let r = if removed.contains(&u) {
+                vec![0; m.features()]
+            } else {
+                m.quantize(t)
+            };
+            m.score(&q, &r)
+        })
+        .collect()
+}
+
+fn exercise(layout: Layout, preset: &str, users: usize, add: usize) {
+    let mut d = deploy(layout, preset, users, 3);
+    let probe = d.set.probes[0].template.clone();
+    let mut gallery = d.set.gallery[..users].to_vec();
+    let none = BTreeSet::new();
+    let exact = |d: &Deployment, g: &[Vec<f32>], removed: &BTreeSet<usize>| {
+        let got = identify(d, &probe, FailurePolicy::Strict).unwrap();
+        let want = expected(d, g, removed, &probe);
+        assert_eq!(got.len(), want.len());
+        for (u, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert_eq!(*g, Some(*w), "user {u}");
+        }
+    };
+    exact(&d, &gallery, &none);
+
+    // Add users at the end and remove some old ones, in one update.
+    gallery.extend(d.set.gallery[users..users + add].iter().cloned());
+    let removed: BTreeSet<usize> = [1, users / 2, users - 1].into_iter().collect();
+    let changed: BTreeSet<usize> = (users..users + add)
+        .chain(removed.iter().copied())
+        .collect();
+    let request = RequestId::random();
+    let message = d
+        .client
+        .update_message(&request, &gallery, &removed, &changed)
+        .unwrap();
+    let summary = d.main.update(&message).unwrap();
+    assert_eq!(summary.users, users + add);
+    assert_eq!(d.main.users(), users + add);
+    exact(&d, &gallery, &removed);
+    // A removed user's own print no longer finds its old template: its slot scores
+    // exactly what a template of zeros scores.
+    let m = d.client.model();
+    let own = identify(&d, &gallery[1], FailurePolicy::Strict).unwrap();
+    let zero = m.score(&m.quantize(&gallery[1]), &vec![0; m.features()]);
+    assert_eq!(own[1], Some(zero));
+    assert_ne!(
+        own[1],
+        Some(m.score(&m.quantize(&gallery[1]), &m.quantize(&gallery[1])))
+    );
+
+    // Applying the same update again changes nothing.
+    d.main.update(&message).unwrap();
+    exact(&d, &gallery, &removed);
+
+    // A cluster down: strict fails naming it; partial leaves out its units only.
+    // The cluster whose loss leaves out the fewest units (a columnar group spread over
+    // every cluster is lost with any of them).
+    let lost_with = |c: usize| -> BTreeSet<usize> {
+        d.main
+            .placement()
+            .iter()
+            .filter(|(_, k)| *k == c)
+            .map(|(u, _)| u.group)
+            .collect()
+    };
+    let victim = (0..3).min_by_key(|&c| lost_with(c).len()).unwrap();
+    d.broken.store(victim, Ordering::SeqCst);
+    let e = identify(&d, &probe, FailurePolicy::Strict)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains(&format!("cluster {victim}")), "{e}");
+    let got = identify(&d, &probe, FailurePolicy::Partial).unwrap();
+    let want = expected(&d, &gallery, &removed, &probe);
+    let lost = lost_with(victim);
+    assert!(!lost.is_empty());
+    let mut missing = 0;
+    for (u, (g, w)) in got.iter().zip(&want).enumerate() {
+        if lost.contains(&d.client.unit_of_user(u)) {
+            assert_eq!(*g, None, "user {u} of a lost unit");
+            missing += 1;
+        } else {
+            assert_eq!(*g, Some(*w), "user {u}");
+        }
+    }
+    assert!(missing > 0 && missing < want.len());
+    d.broken.store(usize::MAX, Ordering::SeqCst);
+    exact(&d, &gallery, &removed);
+}
+
+#[test]
+fn columnar_updates_and_partial_answers_are_exact() {
+    // 8,190 + 10 users cross the first group's end, so the update adds a new group.
+    exercise(Layout::Columnar, "col-8192", 8190, 10);
+}
+
+#[test]
+fn blindtouch_updates_and_partial_answers_are_exact() {
+    // 512 users per ciphertext: 1,100 users on 3 ciphertexts, the update opens a 4th.
+    exercise(
+        Layout::BlindTouch {
+            encrypted_weights: false,
+        },
+        "bt-8192",
+        1100,
+        500,
+    );
+}
+
+#[test]
+fn updates_that_do_not_fit_the_gallery_are_refused() {
+    let mut d = deploy(Layout::Columnar, "col-8192", 50, 2);
+    let gallery = d.set.gallery[..50].to_vec();
+    let none = BTreeSet::new();
+    // Fewer users than enrolled.
+    let msg = d
+        .client
+        .update_message(&RequestId::random(), &gallery[..40], &none, &[3].into())
+        .unwrap();
+    let e = d.main.update(&msg).unwrap_err().to_string();
+    assert!(e.contains("fewer than the 50 enrolled"), "{e}");
+    // A user outside the gallery.
+    let e = d
+        .client
+        .update_message(&RequestId::random(), &gallery, &none, &[50].into())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("outside the gallery"), "{e}");
+    // Another client's update.
+    let other = Client::new(
+        d.client.params().clone(),
+        Layout::Columnar,
+        d.client.model().clone(),
+    )
+    .unwrap();
+    let msg = other
+        .update_message(&RequestId::random(), &gallery, &none, &[3].into())
+        .unwrap();
+    assert!(d.main.update(&msg).is_err());
+    // Before any enrolment.
+    let mut fresh = MainServer::new(
+        d.client.params().clone(),
+        Box::new(InProcess::new(d.client.params(), 2).unwrap()),
+    );
+    fresh.setup(&d.client.setup_message().unwrap().0).unwrap();
+    let msg = d
+        .client
+        .update_message(&RequestId::random(), &gallery, &none, &[3].into())
+        .unwrap();
+    assert!(fresh
+        .update(&msg)
+        .unwrap_err()
+        .to_string()
+        .contains("enrol before updating"));
+    // Nothing above changed the gallery.
+    assert_eq!(d.main.users(), 50);
+}
