@@ -4,6 +4,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 mod data_cmd;
+mod deploy_cmd;
 mod format;
 mod gpu_bench_cmd;
 mod harness;
@@ -53,6 +54,17 @@ enum Command {
     Train(train_cmd::TrainArgs),
     /// Evaluate a model folder on a dataset's test protocol (float and quantized scores).
     Eval(train_cmd::EvalArgs),
+    /// Run a deployment's servers over gRPC and mutual TLS: `serve ca`, `serve cluster`,
+    /// `serve main`.
+    Serve {
+        #[command(subcommand)]
+        command: deploy_cmd::ServeCommand,
+    },
+    /// A deployment's client: `keygen`, `enrol`, `remove`, `identify`, `status`.
+    Client {
+        #[command(subcommand)]
+        command: deploy_cmd::ClientCommand,
+    },
     /// Inspect fingerprint datasets.
     Data {
         #[command(subcommand)]
@@ -75,6 +87,8 @@ fn main() -> Result<()> {
         Command::Synth(args) => data_cmd::synth(&args),
         Command::Train(args) => train_cmd::train(&args),
         Command::Eval(args) => train_cmd::eval(&args),
+        Command::Serve { command } => deploy_cmd::serve(&command),
+        Command::Client { command } => deploy_cmd::client(&command),
         Command::Data { command } => data_cmd::data(&command),
     }
 }

@@ -67,7 +67,8 @@ impl ProtocolError {
         }
     }
 
-    pub(crate) fn state(role: &'static str, reason: impl Into<String>) -> Self {
+    /// A role asked to act in a state where it cannot (what, and why).
+    pub fn state(role: &'static str, reason: impl Into<String>) -> Self {
         Self::State {
             role,
             reason: reason.into(),
