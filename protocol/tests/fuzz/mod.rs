@@ -80,6 +80,9 @@ pub struct Deployment {
     pub cluster_result: Vec<u8>,
     pub results: Vec<u8>,
     pub reset: Vec<u8>,
+    /// A gallery update (user 3 removed) and the shard update a cluster receives for it.
+    pub update: Vec<u8>,
+    pub shard_update: Vec<u8>,
     /// A main server with setup and gallery done (for enrolment and query targets).
     pub main: MainServer,
     /// A cluster server with setup done (for shard targets).
@@ -130,6 +133,21 @@ impl Deployment {
         let cluster = ClusterServer::with_engine(params.clone(), engine.resolve());
         cluster.handle(&setup).expect("cluster setup");
         let reset = protocol::messages::Reset::encode(&params, client.deployment());
+        let request = protocol::messages::RequestId([7; 16]);
+        let removed: std::collections::BTreeSet<usize> = [3].into();
+        let update = client
+            .update_message(&request, &workload.gallery, &removed, &removed)
+            .expect("update");
+        let (_, users, units) =
+            Gallery::decode_update_raw(&update, Artifact::Update, &params).expect("raw update");
+        let shard_update = Gallery::encode_update(
+            Artifact::ShardUpdate,
+            &params,
+            Sealer::Server(client.deployment()),
+            &request,
+            users,
+            units.iter().map(|u| (u.id.clone(), u.bytes)),
+        );
         Self {
             name,
             layout,
@@ -143,6 +161,8 @@ impl Deployment {
             cluster_result,
             results,
             reset,
+            update,
+            shard_update,
             main,
             cluster,
         }
@@ -437,7 +457,7 @@ fn mutate(payload: &[u8], anchors: &[usize], rng: &mut ChaCha8Rng) -> Vec<u8> {
 }
 
 /// The artifact kinds, in report order.
-pub const KINDS: [Artifact; 7] = [
+pub const KINDS: [Artifact; 9] = [
     Artifact::Setup,
     Artifact::Enrolment,
     Artifact::Shard,
@@ -445,6 +465,8 @@ pub const KINDS: [Artifact; 7] = [
     Artifact::ClusterResult,
     Artifact::Results,
     Artifact::Reset,
+    Artifact::Update,
+    Artifact::ShardUpdate,
 ];
 
 /// Mutates `kind` messages of `d` `iterations` times and delivers each to its role.
@@ -459,10 +481,8 @@ pub fn run(d: &Deployment, kind: Artifact, iterations: u64, seed: u64) -> Report
         Artifact::ClusterResult => &d.cluster_result,
         Artifact::Results => &d.results,
         Artifact::Reset => &d.reset,
-        // Not in KINDS yet: gallery updates are covered by tests/updates.rs's refusals.
-        Artifact::Update | Artifact::ShardUpdate => {
-            panic!("the fuzzer does not mutate {} messages yet", kind.name())
-        }
+        Artifact::Update => &d.update,
+        Artifact::ShardUpdate => &d.shard_update,
     };
     let payload = wire::open(honest, kind, params.fingerprint())
         .expect("honest message")
@@ -491,6 +511,20 @@ pub fn run(d: &Deployment, kind: Artifact, iterations: u64, seed: u64) -> Report
         main.setup(&d.setup).expect("setup");
         main
     });
+    // Accepted update mutations change these servers' galleries; later mutations still
+    // start from the honest update, which fits any of them.
+    let mut update_main = (kind == Artifact::Update).then(|| {
+        let mut main = MainServer::new(params.clone(), Box::new(transport(&params, d.engine)));
+        main.setup(&d.setup).expect("setup");
+        main.enrol(&d.enrolment).expect("enrol");
+        main
+    });
+    let update_cluster = (kind == Artifact::ShardUpdate).then(|| {
+        let cluster = ClusterServer::with_engine(params.clone(), d.engine.resolve());
+        cluster.handle(&d.setup).expect("setup");
+        cluster.handle(&d.shard).expect("shard");
+        cluster
+    });
     let reset_cluster = (kind == Artifact::Reset).then(|| {
         let cluster = ClusterServer::with_engine(params.clone(), d.engine.resolve());
         cluster.handle(&d.setup).expect("setup");
@@ -518,7 +552,7 @@ pub fn run(d: &Deployment, kind: Artifact, iterations: u64, seed: u64) -> Report
             m
         } else {
             match kind {
-                Artifact::Setup | Artifact::Enrolment | Artifact::Query => {
+                Artifact::Setup | Artifact::Enrolment | Artifact::Query | Artifact::Update => {
                     d.client.sign(kind, &body)
                 }
                 _ => wire::seal(
@@ -550,7 +584,16 @@ pub fn run(d: &Deployment, kind: Artifact, iterations: u64, seed: u64) -> Report
                     main.enrol(&mutated).map(|_| ())
                 }
                 Artifact::Shard => d.cluster.handle(&mutated).map(|_| ()),
-                Artifact::Update | Artifact::ShardUpdate => unreachable!("refused before the loop"),
+                Artifact::Update => update_main
+                    .as_mut()
+                    .expect("update main")
+                    .update(&mutated)
+                    .map(|_| ()),
+                Artifact::ShardUpdate => update_cluster
+                    .as_ref()
+                    .expect("update cluster")
+                    .handle(&mutated)
+                    .map(|_| ()),
                 Artifact::Query => d.main.query(&mutated).map(|_| ()),
                 Artifact::ClusterResult => {
                     *replay_answer.lock().expect("answer") = mutated.clone();
