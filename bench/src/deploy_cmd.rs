@@ -67,6 +67,7 @@ impl ServerArgs {
         Limits {
             bulk,
             query: Limits::default().query.min(bulk),
+            ..Limits::default()
         }
     }
 

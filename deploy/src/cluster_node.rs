@@ -138,16 +138,23 @@ impl Service {
         } else {
             self.limits.bulk
         };
-        serve(ROLE, method, request, limit, move |bytes| {
-            let found = wire::peek(&bytes)?;
-            if found != kind {
-                return Err(DeployError::Input(format!(
-                    "{method} carries a {} message",
-                    found.name()
-                )));
-            }
-            node.handle(&bytes)
-        })
+        serve(
+            ROLE,
+            method,
+            request,
+            limit,
+            self.limits.receive,
+            move |bytes| {
+                let found = wire::peek(&bytes)?;
+                if found != kind {
+                    return Err(DeployError::Input(format!(
+                        "{method} carries a {} message",
+                        found.name()
+                    )));
+                }
+                node.handle(&bytes)
+            },
+        )
     }
 }
 

@@ -155,18 +155,25 @@ impl Service {
             None => 1024,
             Some(_) => self.limits.bulk,
         };
-        serve(ROLE, method, request, limit, move |bytes| {
-            if let Some(kind) = kind {
-                let found = wire::peek(&bytes)?;
-                if found != kind {
-                    return Err(DeployError::Input(format!(
-                        "{method} carries a {} message",
-                        found.name()
-                    )));
+        serve(
+            ROLE,
+            method,
+            request,
+            limit,
+            self.limits.receive,
+            move |bytes| {
+                if let Some(kind) = kind {
+                    let found = wire::peek(&bytes)?;
+                    if found != kind {
+                        return Err(DeployError::Input(format!(
+                            "{method} carries a {} message",
+                            found.name()
+                        )));
+                    }
                 }
-            }
-            handler(&node, &bytes)
-        })
+                handler(&node, &bytes)
+            },
+        )
     }
 }
 

@@ -15,6 +15,9 @@ pub struct Limits {
     pub bulk: u64,
     /// Largest query (bytes).
     pub query: u64,
+    /// Longest time a peer may take to send one whole request: a peer that opens a call
+    /// and trickles (or stops sending) is cut off instead of holding a task forever.
+    pub receive: std::time::Duration,
 }
 
 impl Default for Limits {
@@ -25,6 +28,7 @@ impl Default for Limits {
             bulk: 2 << 30,
             // A query is 16 ciphertexts (columnar) or one (blindtouch): about 4 MB.
             query: 64 << 20,
+            receive: std::time::Duration::from_secs(600),
         }
     }
 }
@@ -68,6 +72,7 @@ pub fn serve<F>(
     method: &'static str,
     request: Request<Streaming<Chunk>>,
     limit: u64,
+    receive: std::time::Duration,
     work: F,
 ) -> Result<Response<ChunkStream>, Status>
 where
@@ -77,7 +82,14 @@ where
     let stream = request.into_inner();
     tokio::spawn(async move {
         let start = Instant::now();
-        let bytes = match read_request(stream, limit, method).await {
+        let read = tokio::time::timeout(receive, read_request(stream, limit, method));
+        let read = read.await.unwrap_or_else(|_| {
+            Err(Status::deadline_exceeded(format!(
+                "{method}: the request was not received whole within {} s",
+                receive.as_secs()
+            )))
+        });
+        let bytes = match read {
             Ok(b) => b,
             Err(s) => {
                 log_line(

@@ -80,7 +80,7 @@ pub fn run_cluster(options: ClusterOptions) -> Result<()> {
             listener.local_addr().map_or(addr, |a| a),
             options.store.display()
         );
-        Server::builder()
+        server_builder()
             .tls_config(tls.server_config())
             .map_err(|e| DeployError::Input(format!("TLS: {e}")))?
             .add_service(node.service(options.limits))
@@ -118,7 +118,7 @@ pub fn run_main(options: MainOptions) -> Result<()> {
             options.clusters.join(", "),
             options.store.display()
         );
-        Server::builder()
+        server_builder()
             .tls_config(tls.server_config())
             .map_err(|e| DeployError::Input(format!("TLS: {e}")))?
             .add_service(node.service(options.limits))
@@ -128,6 +128,14 @@ pub fn run_main(options: MainOptions) -> Result<()> {
         eprintln!("[main] stopped");
         Ok(())
     })
+}
+
+/// HTTP/2 keepalive finds dead peers; the stream limit bounds one connection's share.
+fn server_builder() -> Server {
+    Server::builder()
+        .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
+        .tcp_keepalive(Some(std::time::Duration::from_secs(60)))
+        .max_concurrent_streams(Some(64))
 }
 
 async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener> {

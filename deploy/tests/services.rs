@@ -1,0 +1,196 @@
+//! The services on a loopback port, in process, against hostile callers: a request
+//! announcing more than the limit, one that stops sending, one of the wrong kind, one
+//! that is not an envelope — each an error status, never a panic or a hang; and a caller
+//! without a certificate of the deployment's CA refused at the handshake.
+
+use deploy::cluster_node::ClusterNode;
+use deploy::grpc::cluster_service::cluster_client::ClusterClient;
+use deploy::grpc::{chunks, Chunk};
+use deploy::node::Limits;
+use deploy::tls::{make_ca, Identity, TlsDir};
+use deploy::transport::endpoint;
+use protocol::{ColumnarEngine, ParamSpec};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_stream::StreamExt;
+use tonic::transport::Server;
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    addr: String,
+    tls: TlsDir,
+    other: TlsDir,
+}
+
+async fn start(limits: Limits) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    make_ca(&dir.path().join("ca"), &[]).unwrap();
+    make_ca(&dir.path().join("other"), &[]).unwrap();
+    let tls = TlsDir::open(&dir.path().join("ca"), Identity::Server).unwrap();
+    let other = TlsDir::open(&dir.path().join("other"), Identity::Client).unwrap();
+    let params = ParamSpec::preset("col-8192").unwrap().build().unwrap();
+    let node = Arc::new(
+        ClusterNode::open(
+            params,
+            ColumnarEngine::Cpu.resolve(),
+            &dir.path().join("store"),
+        )
+        .unwrap(),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = format!("127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let server_tls = tls.server_config();
+    tokio::spawn(async move {
+        Server::builder()
+            .tls_config(server_tls)
+            .unwrap()
+            .add_service(node.service(limits))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
+            .await
+            .unwrap();
+    });
+    Fixture {
+        dir,
+        addr,
+        tls,
+        other,
+    }
+}
+
+async fn client(
+    f: &Fixture,
+    tls: &TlsDir,
+) -> Result<ClusterClient<tonic::transport::Channel>, String> {
+    let channel = endpoint(&f.addr, tls)
+        .unwrap()
+        .connect()
+        .await
+        .map_err(|e| deploy::remote::source_chain(&e))?;
+    Ok(ClusterClient::new(channel))
+}
+
+/// The status an answer stream ends with (the first error).
+async fn status_of(
+    response: Result<tonic::Response<tonic::Streaming<Chunk>>, tonic::Status>,
+) -> tonic::Status {
+    let mut stream = match response {
+        Ok(r) => r.into_inner(),
+        Err(s) => return s,
+    };
+    while let Some(item) = stream.next().await {
+        if let Err(s) = item {
+            return s;
+        }
+    }
+    panic!("the call succeeded")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_requests_get_error_statuses() {
+    let limits = Limits {
+        bulk: 1 << 20,
+        query: 4 << 20,
+        receive: Duration::from_secs(2),
+    };
+    let f = start(limits).await;
+    let mut c = client(&f, &f.tls).await.unwrap();
+
+    // Announcing more than the limit: refused before anything is read.
+    let huge = Chunk {
+        total: 1 << 40,
+        data: vec![0; 16],
+        received: false,
+    };
+    let s = status_of(c.shard(tokio_stream::iter(vec![huge])).await).await;
+    assert_eq!(s.code(), tonic::Code::ResourceExhausted, "{s:?}");
+    assert!(s.message().contains("above this server's limit"), "{s:?}");
+
+    // A query over the query limit.
+    let s = status_of(c.query(tokio_stream::iter(chunks(vec![0; 5 << 20]))).await).await;
+    assert_eq!(s.code(), tonic::Code::ResourceExhausted, "{s:?}");
+
+    // A caller that announces 100 bytes, sends 10 and stops: cut off after 2 s.
+    let stalled = tokio_stream::iter(vec![Chunk {
+        total: 100,
+        data: vec![1; 10],
+        received: false,
+    }])
+    .chain(tokio_stream::pending());
+    let started = std::time::Instant::now();
+    let s = status_of(c.setup(stalled).await).await;
+    assert_eq!(s.code(), tonic::Code::DeadlineExceeded, "{s:?}");
+    assert!(started.elapsed() < Duration::from_secs(30));
+
+    // Not an envelope; and an envelope of the wrong kind for the method.
+    let s = status_of(
+        c.query(tokio_stream::iter(chunks(b"garbage".to_vec())))
+            .await,
+    )
+    .await;
+    assert_eq!(s.code(), tonic::Code::InvalidArgument, "{s:?}");
+    assert!(s.message().contains("not a touchstone message"), "{s:?}");
+    let params = ParamSpec::preset("col-8192").unwrap().build().unwrap();
+    let reset = protocol::messages::Reset::encode(&params, 1);
+    let s = status_of(c.query(tokio_stream::iter(chunks(reset))).await).await;
+    assert!(s.message().contains("carries a reset message"), "{s:?}");
+    // A query before any setup.
+    let client_role = protocol::roles::Client::new(
+        params.clone(),
+        protocol::messages::Layout::Columnar,
+        protocol::Workload::synthetic(&protocol::SyntheticSpec::new(1, 1, 3))
+            .unwrap()
+            .quantized,
+    )
+    .unwrap();
+    let q = client_role.query_message(&client_role.encrypt_query(&[0.0; 16]).unwrap());
+    let s = status_of(c.query(tokio_stream::iter(chunks(q))).await).await;
+    assert_eq!(s.code(), tonic::Code::FailedPrecondition, "{s:?}");
+    assert!(s.message().contains("query before setup"), "{s:?}");
+
+    // A chunk stream that ends early.
+    let mut parts = chunks(vec![0; 3000]);
+    parts[0].data.truncate(100);
+    let s = status_of(c.shard(tokio_stream::iter(parts)).await).await;
+    assert!(s.message().contains("ended after 100 of 3000"), "{s:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_with_another_cas_certificate_is_refused() {
+    let f = start(Limits::default()).await;
+    // The other CA's client trusts only its own CA, so it refuses our server; and our
+    // server refuses its certificate. Either way no call gets through.
+    let e = match client(&f, &f.other).await {
+        Err(e) => e,
+        Ok(mut c) => {
+            let s = status_of(c.query(tokio_stream::iter(chunks(vec![1]))).await).await;
+            format!("{s:?}")
+        }
+    };
+    assert!(
+        e.to_lowercase().contains("certificate") || e.contains("tls") || e.contains("transport"),
+        "{e}"
+    );
+
+    // A caller that trusts our CA but presents no certificate at all: the server
+    // requires one.
+    let ca = std::fs::read(f.dir.path().join("ca/ca.pem")).unwrap();
+    let anonymous = tonic::transport::ClientTlsConfig::new()
+        .ca_certificate(tonic::transport::Certificate::from_pem(ca))
+        .domain_name("127.0.0.1");
+    let refused = match tonic::transport::Endpoint::from_shared(format!("https://{}", f.addr))
+        .unwrap()
+        .tls_config(anonymous)
+        .unwrap()
+        .connect()
+        .await
+    {
+        Err(e) => deploy::remote::source_chain(&e),
+        Ok(channel) => {
+            let mut c = ClusterClient::new(channel);
+            let s = status_of(c.query(tokio_stream::iter(chunks(vec![1]))).await).await;
+            format!("{s:?}")
+        }
+    };
+    assert!(!refused.is_empty());
+    assert!(!refused.contains("not a touchstone message"), "{refused}");
+}
