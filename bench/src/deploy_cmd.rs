@@ -308,7 +308,8 @@ pub fn client(command: &ClientCommand) -> Result<()> {
                 _ => bail!("give --template FILE, or --image FILE with --model DIR"),
             };
             let remote = a.connection.remote()?;
-            let folder = ClientFolder::open(&a.connection.dir)?;
+            let mut folder = ClientFolder::open(&a.connection.dir)?;
+            folder.resend_pending(&remote)?;
             let id = folder.identify(&remote, &probe)?;
             let expected = folder.expected_scores(&probe);
             let exact = id
@@ -467,6 +468,11 @@ fn ms(d: Duration) -> f64 {
 fn print_identification(id: &Identification, exact: bool) {
     match id.ranking.first() {
         Some((_, name, score)) => println!("accepted: {name} (score {score})"),
+        // A partial answer cannot reject: the mate may be among the users left out.
+        None if !id.missing.is_empty() => println!(
+            "inconclusive: no scored user at or above the threshold, and {} users were not scored",
+            id.missing.len()
+        ),
         None => println!("rejected: no enrolled user at or above the threshold"),
     }
     for (rank, (_, name, score)) in id.ranking.iter().enumerate().take(10) {
@@ -513,8 +519,10 @@ fn identification_json(id: &Identification, exact: bool) -> String {
     let t = &id.timings;
     serde_json::json!({
         "accepted": id.accepted,
+        "inconclusive": !id.accepted && !id.missing.is_empty(),
         "ranking": id.ranking.iter().map(|(slot, name, score)| serde_json::json!({"slot": slot, "name": name, "score": score})).collect::<Vec<_>>(),
         "scores": id.scores,
+        "slots": id.slots,
         "partial": !id.missing.is_empty(),
         "missing": id.missing,
         "failed": id.failed,

@@ -9,6 +9,7 @@ mod format;
 mod gpu_bench_cmd;
 mod harness;
 mod harness_cmd;
+mod load_cmd;
 mod match_cmd;
 mod params_cmd;
 mod train_cmd;
@@ -65,6 +66,9 @@ enum Command {
         #[command(subcommand)]
         command: deploy_cmd::ClientCommand,
     },
+    /// Closed-loop load on a running deployment: queries/s and latency p50/p95/p99 per
+    /// concurrency level, every answer checked against the client's plaintext scores.
+    Load(load_cmd::LoadArgs),
     /// Inspect fingerprint datasets.
     Data {
         #[command(subcommand)]
@@ -90,5 +94,6 @@ fn main() -> Result<()> {
         Command::Serve { command } => deploy_cmd::serve(&command),
         Command::Client { command } => deploy_cmd::client(&command),
         Command::Data { command } => data_cmd::data(&command),
+        Command::Load(args) => load_cmd::run(&args),
     }
 }

@@ -370,7 +370,9 @@ fn exercise(scheme: &str, params: &str, root: &Path) {
     let new_probe = probe_file(root, "new", &set.gallery[2050]);
     let answer = identify(&d, &client, &new_probe).unwrap();
     assert_exact_full(&answer, 2090);
-    for probe in &probes {
+    let folder = ClientFolder::open(&client).unwrap();
+    let m = folder.client().model();
+    for (i, probe) in probes.iter().enumerate() {
         let answer = identify(&d, &client, probe).unwrap();
         assert_exact_full(&answer, 2090);
         for entry in answer["ranking"].as_array().unwrap() {
@@ -380,14 +382,35 @@ fn exercise(scheme: &str, params: &str, root: &Path) {
                 "{name} was removed: {answer}"
             );
         }
+        // The removed user's slot on the servers holds zeros: its decrypted score is
+        // what a template of zeros scores, not what its own template scored.
+        let user = i * 199;
+        let q = m.quantize(&set.gallery[user]);
+        let zero = m.score(&q, &vec![0; m.features()]);
+        let own = m.score(&q, &m.quantize(&set.gallery[user]));
+        assert_eq!(answer["slots"][user], zero, "slot of removed u{user}");
+        assert_ne!(zero, own);
     }
 
     // A byte flipped in a stored shard: the cluster refuses to start, naming the file.
     let flipped = 2;
     d.clusters[flipped].take().unwrap().stop();
     let db = root.join(format!("cluster{flipped}/cluster.sqlite"));
+    // Flip a byte inside a stored gallery ciphertext (found in the file by a window of
+    // its bytes), so the damage is in the shard itself, not in SQLite's bookkeeping.
+    let unit = {
+        let store =
+            deploy::store::ClusterStore::open(&root.join(format!("cluster{flipped}"))).unwrap();
+        let snapshot = store.load().unwrap().expect("a stored shard");
+        snapshot.units[0].1.clone()
+    };
+    let window = &unit[unit.len() / 2..unit.len() / 2 + 64];
     let mut bytes = std::fs::read(&db).unwrap();
-    let at = bytes.len() / 2;
+    let at = bytes
+        .windows(64)
+        .position(|w| w == window)
+        .expect("the unit's bytes are in the file")
+        + 32;
     bytes[at] ^= 0x40;
     std::fs::write(&db, &bytes).unwrap();
     let mut refused = Server::start("flipped", &d.cluster_args(flipped, &d.tls), root);
@@ -443,15 +466,27 @@ fn foreign_certificates_oversized_messages_and_concurrent_clients() {
     args.extend(s(&["--templates", templates.to_str().unwrap()]));
     assert!(d.run(&args).status.success());
 
-    // A client holding another CA's certificate is refused by the main server.
+    // A client holding another CA's certificate is refused by the main server: it trusts
+    // the deployment's CA (so it would accept the server), but its own certificate is
+    // not the deployment's.
     let other = root.join("other-ca");
     let o = touchstone(&["serve", "ca", "--out", other.to_str().unwrap()], root);
     assert!(o.status.success(), "{}", text(&o));
-    let e = Remote::connect(&addr(d.main_port), &other)
+    let mixed = root.join("mixed-ca");
+    std::fs::create_dir(&mixed).unwrap();
+    std::fs::copy(d.tls.join("ca.pem"), mixed.join("ca.pem")).unwrap();
+    for f in ["client.pem", "client.key"] {
+        std::fs::copy(other.join(f), mixed.join(f)).unwrap();
+    }
+    let e = Remote::connect(&addr(d.main_port), &mixed)
         .and_then(|r| r.status())
         .unwrap_err()
         .to_string();
     assert!(e.contains(&addr(d.main_port)), "{e}");
+    // The same client with the deployment's certificate gets through.
+    assert!(Remote::connect(&addr(d.main_port), &d.tls)
+        .and_then(|r| r.status())
+        .is_ok());
 
     // A cluster with another CA's certificate: the main server cannot reach it, and
     // the error names it.

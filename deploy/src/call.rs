@@ -15,9 +15,9 @@ pub struct Timed {
     /// Request sent until the server had all of it (socket transfer, plus one
     /// one-way latency for the marker).
     pub upload: Duration,
-    /// The server's work, seen from the caller.
+    /// The server's work, seen from the caller (`received` until `sending`).
     pub server: Duration,
-    /// First answer chunk until the last.
+    /// The server's `sending` marker until the answer's last byte.
     pub download: Duration,
     /// Request bytes.
     pub sent: usize,
@@ -38,6 +38,10 @@ pub async fn read_answer(
         let chunk = item.map_err(Reassembly::Status)?;
         if chunk.received {
             received_at.get_or_insert_with(Instant::now);
+            continue;
+        }
+        if chunk.sending {
+            first_at.get_or_insert_with(Instant::now);
             continue;
         }
         let now = Instant::now();

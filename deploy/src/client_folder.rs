@@ -95,6 +95,9 @@ pub struct Identification {
     /// Decrypted integer score per user slot (`None`: removed, or left out by a
     /// partial answer).
     pub scores: Vec<Option<i64>>,
+    /// Every slot's decrypted score, removed users' included (their slot holds zeros on
+    /// the servers: what a template of zeros scores, proof that the template is gone).
+    pub slots: Vec<Option<i64>>,
     /// Live, scored users at or above the threshold, best first: (slot, name, score).
     pub ranking: Vec<(usize, String, i64)>,
     /// Whether the best is accepted.
@@ -169,6 +172,13 @@ impl ClientFolder {
         }
         fs::create_dir_all(dir)
             .map_err(|e| DeployError::Input(format!("cannot create {}: {e}", dir.display())))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(|e| {
+                DeployError::Input(format!("cannot restrict {}: {e}", dir.display()))
+            })?;
+        }
         let client = Client::new(params.build()?, layout, model.clone())?;
         write_atomic(&dir.join(KEY), &client.secret_key_bytes(), true)?;
         let folder = Self {
@@ -236,7 +246,8 @@ impl ClientFolder {
     fn save(&self) -> Result<()> {
         let json = serde_json::to_vec(&self.state)
             .map_err(|e| DeployError::Input(format!("encoding the client state: {e}")))?;
-        write_atomic(&self.dir.join(STATE), &json, false)
+        // The templates are as sensitive as the key: owner-only too.
+        write_atomic(&self.dir.join(STATE), &json, true)
     }
 
     /// The protocol client (holds the secret key).
@@ -271,8 +282,9 @@ impl ClientFolder {
         match remote.status()?.deployment {
             Some(d) if d == mine => Ok(()),
             Some(other) => Err(DeployError::Input(format!(
-                "main server {} serves deployment {other}, not this client's {mine} (an \
-                 operator must reset it first)",
+                "main server {} serves deployment {other}, not this client's {mine} (a \
+                 deployment serves one client: stop its servers and start them on empty \
+                 --store folders to hand them to another client)",
                 remote.addr()
             ))),
             None => {
@@ -379,7 +391,9 @@ impl ClientFolder {
     }
 
     /// Sends the pending update, if any (same request id: applied once), and commits it.
-    fn resend_pending(&mut self, remote: &Remote) -> Result<Option<crate::answers::Ack>> {
+    /// An update that failed half way (some clusters applied it, some did not) leaves the
+    /// servers inconsistent until this succeeds; `identify` refuses until then.
+    pub fn resend_pending(&mut self, remote: &Remote) -> Result<Option<crate::answers::Ack>> {
         let Some(pending) = self.state.pending.clone() else {
             return Ok(None);
         };
@@ -416,8 +430,22 @@ impl ClientFolder {
             .collect()
     }
 
-    /// Identifies `probe`: encrypt, send, decrypt, decide over the live users.
+    /// Whether an update was sent but not acknowledged.
+    pub fn has_pending(&self) -> bool {
+        self.state.pending.is_some()
+    }
+
+    /// Identifies `probe`: encrypt, send, decrypt, decide over the live users. Refused
+    /// while an update is pending: some clusters may hold it and others not, and a score
+    /// summed over both would be wrong without any sign of it.
     pub fn identify(&self, remote: &Remote, probe: &[f32]) -> Result<Identification> {
+        if self.state.pending.is_some() {
+            return Err(DeployError::Input(format!(
+                "{}: an update was sent but not acknowledged; finish it first (`touchstone \
+                 client enrol`/`remove` resend it, and `client identify` does so itself)",
+                self.dir.display()
+            )));
+        }
         let mut t = Timings::default();
         let start = Instant::now();
         let query = self.client.encrypt_query(probe)?;
@@ -449,6 +477,7 @@ impl ClientFolder {
         let mut scores = self
             .client
             .scores_partial(&decoded, users, &missing_units)?;
+        let slots = scores.clone();
         let mut missing = Vec::new();
         for (u, user) in self.state.users.iter().enumerate() {
             if user.removed {
@@ -477,6 +506,7 @@ impl ClientFolder {
         Ok(Identification {
             accepted: !ranking.is_empty(),
             scores,
+            slots,
             ranking,
             missing,
             failed: answer.failed,
@@ -489,6 +519,8 @@ impl ClientFolder {
 /// get mode 0600.
 fn write_atomic(path: &Path, bytes: &[u8], secret: bool) -> Result<()> {
     let tmp = path.with_extension("tmp");
+    // A leftover temp file keeps its old mode when reopened: start from none.
+    let _ = fs::remove_file(&tmp);
     let fail =
         |e: std::io::Error| DeployError::Input(format!("cannot write {}: {e}", path.display()));
     let mut options = fs::OpenOptions::new();

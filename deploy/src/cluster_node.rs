@@ -90,8 +90,13 @@ impl ClusterNode {
                 Ok(ack)
             }
             Artifact::Setup => {
+                let bound = self.server.deployment();
                 let ack = self.server.handle(request)?;
-                store.save_setup(request)?;
+                // The owner's setup again is acknowledged without change: the stored
+                // setup and shard stay.
+                if bound.is_none() {
+                    store.save_setup(request)?;
+                }
                 Ok(ack)
             }
             Artifact::Shard => {
@@ -111,10 +116,21 @@ impl ClusterNode {
         }
     }
 
-    /// The gRPC service over this node.
-    pub fn service(self: Arc<Self>, limits: Limits) -> ClusterService<Service> {
-        ClusterService::new(Service { node: self, limits })
-            .max_decoding_message_size(2 * crate::grpc::CHUNK_BYTES + 1024)
+    /// The gRPC service over this node. With `caller`, only a peer presenting exactly
+    /// that certificate (the deployment's server certificate, which the main server
+    /// presents) is served: a client of the deployment cannot reset, overwrite or query
+    /// a cluster directly.
+    pub fn service(
+        self: Arc<Self>,
+        limits: Limits,
+        caller: Option<Vec<u8>>,
+    ) -> ClusterService<Service> {
+        ClusterService::new(Service {
+            node: self,
+            limits,
+            caller,
+        })
+        .max_decoding_message_size(2 * crate::grpc::CHUNK_BYTES + 1024)
     }
 }
 
@@ -123,6 +139,7 @@ impl ClusterNode {
 pub struct Service {
     node: Arc<ClusterNode>,
     limits: Limits,
+    caller: Option<Vec<u8>>,
 }
 
 impl Service {
@@ -132,6 +149,23 @@ impl Service {
         kind: Artifact,
         request: Request<Streaming<Chunk>>,
     ) -> std::result::Result<Response<ChunkStream>, Status> {
+        if let Some(expected) = &self.caller {
+            let certs = request.peer_certs();
+            let presented = certs.as_ref().and_then(|c| c.first());
+            if presented.map(|c| c.as_ref()) != Some(expected.as_slice()) {
+                crate::node::log_line(
+                    ROLE,
+                    method,
+                    0,
+                    0,
+                    std::time::Instant::now(),
+                    "refused: caller is not the main server",
+                );
+                return Err(Status::permission_denied(
+                    "only the deployment's main server (its server certificate) may call a cluster",
+                ));
+            }
+        }
         let node = self.node.clone();
         let limit = if kind == Artifact::Query {
             self.limits.query

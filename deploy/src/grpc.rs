@@ -24,6 +24,28 @@ pub struct Chunk {
     /// Server → client: the request was received whole (carries no data).
     #[prost(bool, tag = "3")]
     pub received: bool,
+    /// Server → client: the answer follows (carries no data). Sent just before the
+    /// answer's first chunk, so "download" starts when the server starts sending, even
+    /// for an answer of one chunk.
+    #[prost(bool, tag = "4")]
+    pub sending: bool,
+}
+
+impl Chunk {
+    /// A marker chunk (no data): `received`, or `sending` when false.
+    pub fn marker(received: bool) -> Self {
+        Self {
+            total: 0,
+            data: Vec::new(),
+            received,
+            sending: !received,
+        }
+    }
+
+    /// Whether this is a marker rather than part of a message.
+    pub fn is_marker(&self) -> bool {
+        self.received || self.sending
+    }
 }
 
 /// Bytes per chunk: well under gRPC's default 4 MiB message limit.
@@ -50,6 +72,7 @@ pub fn chunks(message: Vec<u8>) -> Vec<Chunk> {
             total,
             data: Vec::new(),
             received: false,
+            sending: false,
         }];
     }
     message
@@ -59,6 +82,7 @@ pub fn chunks(message: Vec<u8>) -> Vec<Chunk> {
             total: if i == 0 { total } else { 0 },
             data: data.to_vec(),
             received: false,
+            sending: false,
         })
         .collect()
 }
@@ -67,11 +91,7 @@ pub fn chunks(message: Vec<u8>) -> Vec<Chunk> {
 pub fn answer(received: bool, result: Result<Vec<u8>, Status>) -> ChunkStream {
     let mut items: Vec<Result<Chunk, Status>> = Vec::new();
     if received {
-        items.push(Ok(Chunk {
-            total: 0,
-            data: Vec::new(),
-            received: true,
-        }));
+        items.push(Ok(Chunk::marker(true)));
     }
     match result {
         Ok(message) => items.extend(chunks(message).into_iter().map(Ok)),
@@ -107,7 +127,7 @@ where
     let mut collector = Collector::new(limit, what);
     while let Some(item) = stream.next().await {
         let chunk = item.map_err(Reassembly::Status)?;
-        if chunk.received {
+        if chunk.is_marker() {
             continue;
         }
         if collector.push(chunk)? {
@@ -258,6 +278,7 @@ mod tests {
             total: u64::MAX,
             data: vec![],
             received: false,
+            sending: false,
         };
         assert!(reassemble(vec![huge], 1 << 30)
             .unwrap_err()

@@ -27,21 +27,57 @@ pub struct MainNode {
     store: Mutex<MainStore>,
     policy: FailurePolicy,
     clusters: usize,
+    cluster_names: Vec<String>,
+    names_path: std::path::PathBuf,
 }
+
+/// Beside the store: the clusters' addresses, in the order the placement numbers them.
+const CLUSTERS_FILE: &str = "clusters.json";
 
 impl MainNode {
     /// Opens the store in `dir` and takes up the deployment it holds (checked as if the
     /// setup had just arrived).
+    ///
+    /// `cluster_names` (the clusters' addresses, in order) are recorded at setup in
+    /// `clusters.json` beside the store: the placement says "cluster 2", so a restart with
+    /// the clusters listed in another order or other clusters is refused rather than
+    /// sending units to the wrong cluster.
     pub fn open(
         params: Params,
         transport: Box<dyn Transport>,
         dir: &Path,
         policy: FailurePolicy,
+        cluster_names: Vec<String>,
     ) -> Result<Self> {
         let store = MainStore::open(dir)?;
         let clusters = transport.clusters();
+        if cluster_names.len() != clusters {
+            return Err(DeployError::Input(format!(
+                "{} cluster names for {clusters} clusters",
+                cluster_names.len()
+            )));
+        }
         let mut server = MainServer::new(params.clone(), transport);
+        let names_path = dir.join(CLUSTERS_FILE);
         if let Some(snapshot) = store.load()? {
+            let recorded: Vec<String> = std::fs::read(&names_path)
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .ok_or_else(|| {
+                    DeployError::store(&names_path, "missing or malformed: the store holds a deployment but not the clusters it was set up with")
+                })?;
+            if recorded != cluster_names {
+                return Err(DeployError::store(
+                    &names_path,
+                    format!(
+                        "the deployment was set up with clusters [{}] in this order; got [{}] \
+                         (start the main server with the same --cluster list, or edit this \
+                         file if a cluster moved to another address)",
+                        recorded.join(", "),
+                        cluster_names.join(", ")
+                    ),
+                ));
+            }
             server
                 .restore(&snapshot.setup, snapshot.users, snapshot.placement)
                 .map_err(|e| {
@@ -57,6 +93,8 @@ impl MainNode {
             store: Mutex::new(store),
             policy,
             clusters,
+            cluster_names,
+            names_path,
         })
     }
 
@@ -77,6 +115,9 @@ impl MainNode {
         let mut server = self.write();
         let mut store = self.store();
         server.setup(bytes)?;
+        let names = serde_json::to_vec(&self.cluster_names)
+            .map_err(|e| DeployError::Input(format!("encoding the cluster list: {e}")))?;
+        write_synced(&self.names_path, &names)?;
         store.save_setup(bytes)?;
         Ack::of(&server).encode()
     }
@@ -225,4 +266,16 @@ impl Main for Service {
     ) -> std::result::Result<Response<ChunkStream>, Status> {
         self.call("status", None, request, |n, _| n.status())
     }
+}
+
+/// temp → fsync → rename, so a crash leaves the old file or the new one.
+fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let fail = |e: std::io::Error| DeployError::store(path, format!("cannot write: {e}"));
+    let tmp = path.with_extension("tmp");
+    let mut file = std::fs::File::create(&tmp).map_err(fail)?;
+    file.write_all(bytes).map_err(fail)?;
+    file.sync_all().map_err(fail)?;
+    std::fs::rename(&tmp, path).map_err(fail)?;
+    Ok(())
 }

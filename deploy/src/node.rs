@@ -104,17 +104,13 @@ where
                 return;
             }
         };
-        let received = Chunk {
-            total: 0,
-            data: Vec::new(),
-            received: true,
-        };
-        let _ = tx.send(Ok(received)).await;
+        let _ = tx.send(Ok(Chunk::marker(true))).await;
         let bytes_in = bytes.len();
         let outcome = tokio::task::spawn_blocking(move || work(bytes)).await;
         match outcome {
             Ok(Ok(answer)) => {
                 log_line(role, method, bytes_in, answer.len(), start, "ok");
+                let _ = tx.send(Ok(Chunk::marker(false))).await;
                 for chunk in chunks(answer) {
                     if tx.send(Ok(chunk)).await.is_err() {
                         break;

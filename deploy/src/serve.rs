@@ -83,7 +83,7 @@ pub fn run_cluster(options: ClusterOptions) -> Result<()> {
         server_builder()
             .tls_config(tls.server_config())
             .map_err(|e| DeployError::Input(format!("TLS: {e}")))?
-            .add_service(node.service(options.limits))
+            .add_service(node.service(options.limits, Some(tls.leaf_der().to_vec())))
             .serve_with_incoming_shutdown(incoming(listener), shutdown_signal())
             .await
             .map_err(|e| DeployError::Input(format!("cluster server on {addr}: {e}")))?;
@@ -109,6 +109,7 @@ pub fn run_main(options: MainOptions) -> Result<()> {
         Box::new(transport),
         &options.store,
         options.policy,
+        options.clusters.clone(),
     )?);
     rt.block_on(async move {
         let listener = bind(addr).await?;

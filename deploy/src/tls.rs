@@ -198,6 +198,8 @@ pub struct TlsDir {
     ca: Vec<u8>,
     cert: Vec<u8>,
     key: Vec<u8>,
+    /// The DER of the identity's certificate (what a peer sees at the handshake).
+    leaf: Vec<u8>,
 }
 
 impl std::fmt::Debug for TlsDir {
@@ -224,7 +226,20 @@ impl TlsDir {
         let leaf = certificates(&cert_path, &cert_text)?;
         let (key, key_text) = read(&key_path)?;
         check_key(&key_path, &key_text, &leaf)?;
-        Ok(Self { ca, cert, key })
+        let leaf = leaf.into_iter().next().unwrap_or_default();
+        Ok(Self {
+            ca,
+            cert,
+            key,
+            leaf,
+        })
+    }
+
+    /// The DER of this identity's certificate. Clusters compare a caller's certificate
+    /// with their own server certificate: only a server of the deployment (the main
+    /// server) may call them, not a client holding the deployment's client certificate.
+    pub fn leaf_der(&self) -> &[u8] {
+        &self.leaf
     }
 
     /// Server side: presents the identity, and requires a client certificate signed by

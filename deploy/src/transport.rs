@@ -113,8 +113,10 @@ impl Transport for GrpcTransport {
             ))
         })?;
         let kind = wire::peek(request)?;
+        // A cluster's answer to a query holds one evaluated ciphertext per unit it
+        // holds (hundreds of MB for a large blindtouch shard): bounded by the bulk limit.
         let (deadline, limit) = if kind == Artifact::Query {
-            (self.deadlines.query, self.limits.query)
+            (self.deadlines.query, self.limits.bulk)
         } else {
             (self.deadlines.bulk, self.limits.bulk)
         };

@@ -40,11 +40,12 @@ async fn start(limits: Limits) -> Fixture {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = format!("127.0.0.1:{}", listener.local_addr().unwrap().port());
     let server_tls = tls.server_config();
+    let server_leaf = tls.leaf_der().to_vec();
     tokio::spawn(async move {
         Server::builder()
             .tls_config(server_tls)
             .unwrap()
-            .add_service(node.service(limits))
+            .add_service(node.service(limits, Some(server_leaf)))
             .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
             .await
             .unwrap();
@@ -100,6 +101,7 @@ async fn hostile_requests_get_error_statuses() {
         total: 1 << 40,
         data: vec![0; 16],
         received: false,
+        sending: false,
     };
     let s = status_of(c.shard(tokio_stream::iter(vec![huge])).await).await;
     assert_eq!(s.code(), tonic::Code::ResourceExhausted, "{s:?}");
@@ -114,6 +116,7 @@ async fn hostile_requests_get_error_statuses() {
         total: 100,
         data: vec![1; 10],
         received: false,
+        sending: false,
     }])
     .chain(tokio_stream::pending());
     let started = std::time::Instant::now();
@@ -170,6 +173,13 @@ async fn a_caller_with_another_cas_certificate_is_refused() {
         e.to_lowercase().contains("certificate") || e.contains("tls") || e.contains("transport"),
         "{e}"
     );
+
+    // A client of the deployment (its client certificate, same CA): not the main
+    // server, so refused by the cluster.
+    let client_identity = TlsDir::open(&f.dir.path().join("ca"), Identity::Client).unwrap();
+    let mut c = client(&f, &client_identity).await.unwrap();
+    let s = status_of(c.query(tokio_stream::iter(chunks(vec![1]))).await).await;
+    assert_eq!(s.code(), tonic::Code::PermissionDenied, "{s:?}");
 
     // A caller that trusts our CA but presents no certificate at all: the server
     // requires one.

@@ -243,3 +243,111 @@ fn updates_that_do_not_fit_the_gallery_are_refused() {
     // Nothing above changed the gallery.
     assert_eq!(d.main.users(), 50);
 }
+
+/// A setup that one cluster missed (down) can be retried: the clusters that took it
+/// acknowledge the owner's setup again without replacing anything, the missing one binds,
+/// and the deployment works — while another client's setup is still refused.
+#[test]
+fn a_setup_some_clusters_missed_can_be_retried() {
+    let set = synthetic::generate(40, 2, 16, 0.2, 3);
+    let q = Quantizer::calibrate(&set.calibration_samples(), 8, Calibration::MaxAbs).unwrap();
+    let model = QuantizedModel::new(&set.model, q, 8).unwrap();
+    let params = ParamSpec::preset("col-8192").unwrap().build().unwrap();
+    let broken = Arc::new(AtomicUsize::new(2));
+    let transport = Breakable {
+        inner: InProcess::with_engine(&params, 3, &ColumnarEngine::Cpu.resolve()).unwrap(),
+        broken: broken.clone(),
+    };
+    let client = Client::new(params.clone(), Layout::Columnar, model.clone()).unwrap();
+    let mut main = MainServer::new(params.clone(), Box::new(transport));
+    let setup = client.setup_message().unwrap().0.clone();
+    let e = main.setup(&setup).unwrap_err().to_string();
+    assert!(e.contains("cluster 2"), "{e}");
+    assert_eq!(main.deployment_id(), None);
+    broken.store(usize::MAX, Ordering::SeqCst);
+    main.setup(&setup).unwrap();
+    main.enrol(&client.enrolment_message(&set.gallery).unwrap())
+        .unwrap();
+    let probe = &set.probes[0].template;
+    let (results, _) = main
+        .query(&client.query_message(&client.encrypt_query(probe).unwrap()))
+        .unwrap();
+    let decoded = client
+        .decrypt(&client.open_results(&results).unwrap())
+        .unwrap();
+    let (scores, _) = client.decide(&decoded, 40).unwrap();
+    assert_eq!(
+        scores,
+        Reference::new(client.model(), &set.gallery).scores(probe)
+    );
+    // Another client still cannot take the servers over.
+    let other = Client::new(params, Layout::Columnar, model).unwrap();
+    assert!(main.setup(&other.setup_message().unwrap().0).is_err());
+}
+
+/// In-process clusters, one of which answers queries with garbage.
+struct Garbling {
+    inner: InProcess,
+    liar: usize,
+}
+
+impl Transport for Garbling {
+    fn clusters(&self) -> usize {
+        self.inner.clusters()
+    }
+
+    fn call(&self, cluster: usize, request: &[u8]) -> Result<Vec<u8>> {
+        let answer = self.inner.call(cluster, request)?;
+        if cluster == self.liar && protocol::wire::peek(request)? == protocol::wire::Artifact::Query
+        {
+            return Ok(b"not an answer".to_vec());
+        }
+        Ok(answer)
+    }
+}
+
+/// A cluster that answers garbage is named (strict) or counted as failed (partial) —
+/// its answer is never used.
+#[test]
+fn a_cluster_answering_garbage_is_named_or_left_out() {
+    let set = synthetic::generate(1100, 2, 16, 0.2, 4);
+    let q = Quantizer::calibrate(&set.calibration_samples(), 8, Calibration::MaxAbs).unwrap();
+    let model = QuantizedModel::new(&set.model, q, 8).unwrap();
+    let params = ParamSpec::preset("bt-8192").unwrap().build().unwrap();
+    let transport = Garbling {
+        inner: InProcess::new(&params, 3).unwrap(),
+        liar: 1,
+    };
+    let layout = Layout::BlindTouch {
+        encrypted_weights: false,
+    };
+    let client = Client::new(params.clone(), layout, model).unwrap();
+    let mut main = MainServer::new(params, Box::new(transport));
+    main.setup(&client.setup_message().unwrap().0).unwrap();
+    main.enrol(&client.enrolment_message(&set.gallery).unwrap())
+        .unwrap();
+    let probe = &set.probes[0].template;
+    let query = client.query_message(&client.encrypt_query(probe).unwrap());
+    let e = main.query(&query).unwrap_err().to_string();
+    assert!(
+        e.contains("cluster 1") && e.contains("answer was refused"),
+        "{e}"
+    );
+    let (results, _, coverage) = main.query_with(&query, FailurePolicy::Partial).unwrap();
+    assert_eq!(coverage.failed.len(), 1);
+    assert_eq!(coverage.failed[0].0, 1);
+    let missing: BTreeSet<usize> = coverage.missing_units.iter().copied().collect();
+    assert!(!missing.is_empty());
+    let decoded = client
+        .decrypt(&client.open_results(&results).unwrap())
+        .unwrap();
+    let got = client.scores_partial(&decoded, 1100, &missing).unwrap();
+    let want = Reference::new(client.model(), &set.gallery).scores(probe);
+    for (u, (g, w)) in got.iter().zip(&want).enumerate() {
+        if missing.contains(&client.unit_of_user(u)) {
+            assert_eq!(*g, None);
+        } else {
+            assert_eq!(*g, Some(*w), "user {u}");
+        }
+    }
+}

@@ -75,6 +75,10 @@ pub struct ExperimentConfig {
     /// What to write.
     #[serde(default)]
     pub outputs: OutputConfig,
+    /// Where the encrypted schemes' roles run: in this process (default), as server
+    /// processes the harness starts on loopback, or on servers already running.
+    #[serde(default)]
+    pub deployment: DeploymentConfig,
 }
 
 fn default_seed() -> Axis<u64> {
@@ -170,6 +174,94 @@ fn default_probes() -> Axis<usize> {
     Axis::one(2)
 }
 
+/// Where the roles of an encrypted scheme run for the latency measurement.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeploymentMode {
+    /// Every role in this process (`protocol::transport::InProcess`): no socket, so the
+    /// rows hold no upload or download time.
+    #[default]
+    InProcess,
+    /// A main server and one cluster server per `clusters` as separate processes on
+    /// loopback, started and stopped by the harness for each point.
+    Local,
+    /// Servers already running elsewhere (`deployment.main`, `deployment.tls`).
+    Remote,
+}
+
+impl DeploymentMode {
+    /// The name used in configs, keys and tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::InProcess => "in-process",
+            Self::Local => "local",
+            Self::Remote => "remote",
+        }
+    }
+
+    /// Whether queries cross sockets (anything but in-process).
+    pub fn deployed(self) -> bool {
+        self != Self::InProcess
+    }
+}
+
+impl std::fmt::Display for DeploymentMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for DeploymentMode {
+    type Err = anyhow::Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        [Self::InProcess, Self::Local, Self::Remote]
+            .into_iter()
+            .find(|m| m.name() == s)
+            .ok_or_else(|| {
+                anyhow!("unknown deployment mode `{s}`; known: in-process, local, remote")
+            })
+    }
+}
+
+/// The `deployment:` section. `mode` is an axis, so one run can hold in-process and
+/// local rows side by side; the other fields configure the modes that use them and are
+/// refused where no point uses that mode (a setting that silently does nothing would
+/// mislead whoever reads the config).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeploymentConfig {
+    /// in-process, local, remote (axis).
+    #[serde(default = "default_mode")]
+    pub mode: Axis<DeploymentMode>,
+    /// local: pin each server process to its own core with `taskset -c`.
+    #[serde(default)]
+    pub pin_cores: bool,
+    /// remote: the main server's address, HOST:PORT.
+    #[serde(default)]
+    pub main: Option<String>,
+    /// remote: the CA folder holding ca.pem, client.pem and client.key.
+    #[serde(default)]
+    pub tls: Option<PathBuf>,
+}
+
+fn default_mode() -> Axis<DeploymentMode> {
+    Axis::one(DeploymentMode::InProcess)
+}
+
+impl Default for DeploymentConfig {
+    fn default() -> Self {
+        Self {
+            mode: default_mode(),
+            pin_cores: false,
+            main: None,
+            tls: None,
+        }
+    }
+}
+
 /// Output options.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -200,7 +292,7 @@ impl Default for OutputConfig {
 }
 
 /// The names of the axes, as `zip` refers to them.
-pub const AXES: [&str; 10] = [
+pub const AXES: [&str; 11] = [
     "seed",
     "preprocessing",
     "scheme",
@@ -211,6 +303,7 @@ pub const AXES: [&str; 10] = [
     "users",
     "clusters",
     "probes",
+    "deployment",
 ];
 
 /// Parses `text` (read from `path`) and checks what serde cannot: the data and model
@@ -283,6 +376,7 @@ fn parse_with(text: &str, path: &Path, check_files: bool) -> Result<ExperimentCo
             );
         }
     }
+    check_deployment(&config, &at, check_files)?;
     let base = path.parent().unwrap_or(Path::new("."));
     if let Some(data) = &config.data {
         match (&data.synthetic, &data.path) {
@@ -476,6 +570,7 @@ fn check_axes(config: &ExperimentConfig, at: &dyn Fn(&str) -> String) -> Result<
         ("users", m.users.0.len()),
         ("clusters", m.clusters.0.len()),
         ("probes", m.probes.0.len()),
+        ("deployment", config.deployment.mode.0.len()),
     ];
     let mut points: usize = 1;
     let mut zipped = false;
@@ -502,6 +597,129 @@ fn check_axes(config: &ExperimentConfig, at: &dyn Fn(&str) -> String) -> Result<
     Ok(())
 }
 
+/// The `deployment:` section against the sweep it applies to: the fields a mode needs
+/// are there and no field is given that no point uses; only encrypted schemes are
+/// deployed; a remote main server (bound to one client, with no reset over the network)
+/// is asked for one gallery only.
+fn check_deployment(
+    config: &ExperimentConfig,
+    at: &dyn Fn(&str) -> String,
+    check_files: bool,
+) -> Result<()> {
+    let d = &config.deployment;
+    let modes = &d.mode.0;
+    let has = |m: DeploymentMode| modes.contains(&m);
+    if has(DeploymentMode::Remote) {
+        let main = d.main.as_deref().ok_or_else(|| {
+            anyhow!(
+                "{}: field `deployment.main`: mode `remote` needs the main server's address (HOST:PORT)",
+                at("deployment.mode")
+            )
+        })?;
+        check_address(main)
+            .map_err(|e| anyhow!("{}: field `deployment.main`: {e}", at("deployment.main")))?;
+        let tls = d.tls.as_ref().ok_or_else(|| {
+            anyhow!(
+                "{}: field `deployment.tls`: mode `remote` needs the CA folder of the deployment (ca.pem, client.pem, client.key; `touchstone serve ca` writes one)",
+                at("deployment.mode")
+            )
+        })?;
+        if check_files {
+            for file in ["ca.pem", "client.pem", "client.key"] {
+                if !tls.join(file).is_file() {
+                    bail!(
+                        "{}: field `deployment.tls`: {} has no {file} (the folder `touchstone serve ca --out` wrote)",
+                        at("deployment.tls"),
+                        tls.display()
+                    );
+                }
+            }
+        }
+    } else {
+        for (key, given) in [("main", d.main.is_some()), ("tls", d.tls.is_some())] {
+            if given {
+                bail!(
+                    "{}: field `deployment.{key}`: only used by mode `remote`, which no point uses",
+                    at(&format!("deployment.{key}"))
+                );
+            }
+        }
+    }
+    if d.pin_cores && !has(DeploymentMode::Local) {
+        bail!(
+            "{}: field `deployment.pin_cores`: only used by mode `local`, which no point uses",
+            at("deployment.pin_cores")
+        );
+    }
+    if !modes.iter().any(|m| m.deployed()) {
+        return Ok(());
+    }
+    // The combinations the sweep really makes (zip included). An expansion error (zipped
+    // axes of different lengths) is reported, with its own words, where the sweep is
+    // expanded.
+    let Ok(points) = super::sweep::expand(config) else {
+        return Ok(());
+    };
+    if let Some(p) = points
+        .iter()
+        .find(|p| p.deployment.deployed() && !p.scheme.encrypted())
+    {
+        bail!(
+            "{}: field `deployment.mode`: scheme `{}` cannot be deployed `{}`: only the encrypted \
+             schemes (blindtouch, columnar) run as servers; measure plain and quantized in another \
+             config, or zip `scheme` with `deployment` so they pair with `in-process`",
+            at("deployment.mode"),
+            p.scheme,
+            p.deployment
+        );
+    }
+    if let Some(p) = points.iter().find(|p| {
+        p.deployment == DeploymentMode::Local
+            && p.scheme == SchemeKind::Columnar
+            && p.engine == ColumnarEngine::Cuda
+    }) {
+        bail!(
+            "{}: field `deployment.mode`: engine `{}` cannot be deployed `local`: \
+             `touchstone serve cluster` runs `cpu` or `fhe`",
+            at("deployment.mode"),
+            p.engine
+        );
+    }
+    let galleries: std::collections::BTreeSet<String> = points
+        .iter()
+        .filter(|p| p.deployment == DeploymentMode::Remote)
+        .map(super::sweep::Point::gallery_key)
+        .collect();
+    if galleries.len() > 1 {
+        bail!(
+            "{}: field `deployment.mode`: a remote main server serves one client and one gallery \
+             (it cannot be reset over the network), but the sweep's remote points need {}: give \
+             them one scheme, engine, params, encrypted_weights, bits, seed and users (probes \
+             may vary)",
+            at("deployment.mode"),
+            galleries.len()
+        );
+    }
+    Ok(())
+}
+
+/// HOST:PORT with a port number.
+fn check_address(addr: &str) -> std::result::Result<(), String> {
+    let (host, port) = addr
+        .rsplit_once(':')
+        .ok_or_else(|| format!("`{addr}` lacks a port (HOST:PORT)"))?;
+    if host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .is_empty()
+    {
+        return Err(format!("`{addr}` lacks a host (HOST:PORT)"));
+    }
+    port.parse::<u16>()
+        .map_err(|e| format!("`{addr}`: port `{port}`: {e}"))?;
+    Ok(())
+}
+
 /// Reads and parses a config file.
 pub fn read(path: &Path) -> Result<(ExperimentConfig, String)> {
     let text = std::fs::read_to_string(path)
@@ -516,7 +734,9 @@ pub fn resolve(_base: &Path, p: &Path) -> PathBuf {
 }
 
 /// Line and column of the key a dotted field path (`matching.users[1]`) names: each
-/// segment is searched for below the previous one's line.
+/// segment is searched for below the previous one's line. A segment not found at the
+/// start of a line (a flow mapping, `deployment: {mode: local}`) leaves the deepest
+/// key found.
 fn line_of_path(text: &str, field: &str) -> Option<(usize, usize)> {
     let lines: Vec<&str> = text.lines().collect();
     let mut from = 0;
@@ -526,8 +746,11 @@ fn line_of_path(text: &str, field: &str) -> Option<(usize, usize)> {
         if key.is_empty() || key == "?" {
             continue;
         }
-        let i =
-            (from..lines.len()).find(|&i| lines[i].trim_start().starts_with(&format!("{key}:")))?;
+        let Some(i) =
+            (from..lines.len()).find(|&i| lines[i].trim_start().starts_with(&format!("{key}:")))
+        else {
+            return found;
+        };
         let column = lines[i].len() - lines[i].trim_start().len() + 1;
         found = Some((i + 1, column));
         from = i + 1;
@@ -605,6 +828,115 @@ mod tests {
                 && e.contains("does not exist"),
             "{e}"
         );
+    }
+
+    const DEPLOYED: &str = "name: t\nmatching:\n  scheme: columnar\n  users: 10\n  clusters: [1, 2]\ndeployment:\n  mode: [in-process, local]\n";
+
+    #[test]
+    fn deployment_modes_are_an_axis_and_in_process_by_default() {
+        let c = parse(GOOD, Path::new("exp.yaml")).unwrap();
+        assert_eq!(c.deployment.mode.0, vec![DeploymentMode::InProcess]);
+        let c = parse(DEPLOYED, Path::new("exp.yaml")).unwrap();
+        assert_eq!(
+            c.deployment.mode.0,
+            vec![DeploymentMode::InProcess, DeploymentMode::Local]
+        );
+        let points = crate::harness::sweep::expand(&c).unwrap();
+        assert_eq!(points.len(), 4, "2 clusters × 2 modes");
+        // Side by side: each cluster count in process, then local.
+        let modes: Vec<DeploymentMode> = points.iter().map(|p| p.deployment).collect();
+        assert_eq!(
+            modes,
+            [DeploymentMode::InProcess, DeploymentMode::Local].repeat(2)
+        );
+        let flow = "name: t\nmatching:\n  scheme: columnar\n  users: 10\ndeployment: {mode: local, pin_cores: true}\n";
+        let c = parse(flow, Path::new("exp.yaml")).unwrap();
+        assert!(c.deployment.pin_cores);
+    }
+
+    #[test]
+    fn deployment_errors_name_file_line_and_field() {
+        // A plaintext scheme cannot run as servers.
+        let e = error(&DEPLOYED.replace("scheme: columnar", "scheme: [plain, columnar]"));
+        assert!(e.starts_with("exp.yaml:7:"), "{e}");
+        assert!(
+            e.contains("deployment.mode")
+                && e.contains("scheme `plain` cannot be deployed `local`"),
+            "{e}"
+        );
+        // ... unless zipped with in-process.
+        let zipped = DEPLOYED
+            .replace("name: t\n", "name: t\nzip: [scheme, deployment]\n")
+            .replace("scheme: columnar", "scheme: [quantized, columnar]");
+        assert!(parse(&zipped, Path::new("exp.yaml")).is_ok());
+        // An unknown mode, in a list and in a flow mapping.
+        let e = error(&DEPLOYED.replace("[in-process, local]", "[in-process, cloud]"));
+        assert!(e.starts_with("exp.yaml:7:"), "{e}");
+        assert!(e.contains("deployment.mode") && e.contains("cloud"), "{e}");
+        let e = error(
+            "name: t\nmatching:\n  scheme: columnar\n  users: 10\ndeployment: {mode: cloud}\n",
+        );
+        assert!(e.starts_with("exp.yaml:5:") && e.contains("cloud"), "{e}");
+        // What a mode needs, and what no mode uses.
+        let e = error(&DEPLOYED.replace("[in-process, local]", "remote"));
+        assert!(
+            e.starts_with("exp.yaml:7:") && e.contains("deployment.main"),
+            "{e}"
+        );
+        let e = error(&format!("{DEPLOYED}  main: 127.0.0.1:7000\n"));
+        assert!(
+            e.starts_with("exp.yaml:8:") && e.contains("only used by mode `remote`"),
+            "{e}"
+        );
+        let e = error(&DEPLOYED.replace("[in-process, local]", "in-process\n  pin_cores: true"));
+        assert!(
+            e.starts_with("exp.yaml:8:") && e.contains("pin_cores"),
+            "{e}"
+        );
+        let remote = DEPLOYED.replace(
+            "[in-process, local]",
+            "remote\n  main: 10.0.0.1\n  tls: /nonexistent",
+        );
+        let e = error(&remote);
+        assert!(
+            e.starts_with("exp.yaml:8:") && e.contains("lacks a port"),
+            "{e}"
+        );
+        let e = error(&remote.replace("10.0.0.1", "10.0.0.1:7000"));
+        assert!(
+            e.starts_with("exp.yaml:9:") && e.contains("/nonexistent has no ca.pem"),
+            "{e}"
+        );
+        // A stored config is rendered anywhere: the CA folder is not looked for.
+        let stored = remote
+            .replace("10.0.0.1", "10.0.0.1:7000")
+            .replace("clusters: [1, 2]", "clusters: 1");
+        assert!(parse_stored(&stored, Path::new("exp.yaml")).is_ok());
+        // A remote server binds to one client and gallery.
+        let e = format!(
+            "{:#}",
+            parse_stored(
+                &stored.replace("users: 10", "users: [10, 20]"),
+                Path::new("exp.yaml")
+            )
+            .unwrap_err()
+        );
+        assert!(
+            e.starts_with("exp.yaml:7:") && e.contains("one gallery"),
+            "{e}"
+        );
+        // The clusters axis collapses for remote points (the servers have theirs).
+        let c = parse_stored(
+            &remote.replace("10.0.0.1", "10.0.0.1:7000"),
+            Path::new("exp.yaml"),
+        )
+        .unwrap();
+        let points = crate::harness::sweep::expand(&c).unwrap();
+        assert_eq!(points.len(), 1);
+        assert_eq!(points[0].clusters, 0);
+        // cuda does not run as a local cluster process.
+        let e = error(&DEPLOYED.replace("scheme: columnar", "scheme: columnar\n  engine: cuda"));
+        assert!(e.contains("engine `cuda` cannot be deployed"), "{e}");
     }
 
     #[test]

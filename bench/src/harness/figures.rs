@@ -30,6 +30,9 @@ fn scheme_label(r: &Row) -> String {
     {
         label.push_str(&format!(" [{}]", r.params_name));
     }
+    if r.point.deployment.deployed() {
+        label.push_str(&format!(" · {}", r.point.deployment));
+    }
     label
 }
 
@@ -57,11 +60,11 @@ fn series_by_scheme(
 /// Median latency vs enrolled users, one line per scheme (at the fewest clusters and the
 /// first seed of the run).
 pub fn latency_vs_users(rows: &[Row]) -> Vec<Series> {
-    let clusters = rows.iter().map(|r| r.point.clusters).min().unwrap_or(1);
+    let clusters = rows.iter().map(|r| r.clusters()).min().unwrap_or(1);
     let seed = rows.first().map_or(0, |r| r.point.seed);
     series_by_scheme(
         rows,
-        |r| (r.point.clusters == clusters || !r.point.scheme.encrypted()) && r.point.seed == seed,
+        |r| (r.clusters() == clusters || !r.point.scheme.encrypted()) && r.point.seed == seed,
         |r| r.point.users as f64,
     )
 }
@@ -73,7 +76,7 @@ pub fn latency_vs_clusters(rows: &[Row]) -> Vec<Series> {
     series_by_scheme(
         rows,
         |r| r.point.users == users && r.point.scheme.encrypted() && r.point.seed == seed,
-        |r| r.point.clusters as f64,
+        |r| r.clusters() as f64,
     )
 }
 
@@ -81,10 +84,10 @@ pub fn latency_vs_clusters(rows: &[Row]) -> Vec<Series> {
 /// total (ms), in pipeline order.
 pub fn stage_breakdown(rows: &[Row]) -> Vec<(String, Vec<(&'static str, f64)>)> {
     let users = rows.iter().map(|r| r.point.users).max().unwrap_or(0);
-    let clusters = rows.iter().map(|r| r.point.clusters).min().unwrap_or(1);
+    let clusters = rows.iter().map(|r| r.clusters()).min().unwrap_or(1);
     let mut out: Vec<(String, Vec<(&'static str, f64)>)> = Vec::new();
     for r in rows.iter().filter(|r| {
-        r.point.users == users && (r.point.clusters == clusters || !r.point.scheme.encrypted())
+        r.point.users == users && (r.clusters() == clusters || !r.point.scheme.encrypted())
     }) {
         let label = scheme_label(r);
         if out.iter().any(|(l, _)| *l == label) {
@@ -147,7 +150,8 @@ pub(crate) fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
     anyhow!("drawing a figure: {e:?}")
 }
 
-const COLORS: [RGBColor; 8] = [
+/// One colour per stage of the stage breakdown (12 with the socket stages).
+const COLORS: [RGBColor; 12] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
@@ -156,9 +160,15 @@ const COLORS: [RGBColor; 8] = [
     RGBColor(140, 86, 75),
     RGBColor(227, 119, 194),
     RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+    RGBColor(174, 199, 232),
+    RGBColor(255, 187, 120),
 ];
 
-fn line_chart<DB: DrawingBackend>(
+/// A line chart with a logarithmic y axis (and x axis with `log_x`), one coloured line
+/// with dots per series and a legend.
+pub(crate) fn line_chart<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     title: &str,
     x_label: &str,
@@ -480,6 +490,7 @@ mod tests {
             users,
             clusters,
             probes: 1,
+            deployment: Default::default(),
         };
         // Every stage takes stage_ms · (index + 1); the total is their sum.
         let mut stages: Vec<Stat> = (0..STAGES.len() - 1)
@@ -503,7 +514,7 @@ mod tests {
             params_name: "-".into(),
             engine_running: "cpu".into(),
             accuracy: None,
-            stages,
+            stages: stages.into_iter().map(Some).collect(),
             cluster_eval: Stat::default(),
             keygen_ms: 0.0,
             enrol_ms: 0.0,
@@ -511,12 +522,15 @@ mod tests {
             gallery_bytes: 0,
             upload_bytes: 0,
             download_bytes: 0,
+            fanout_bytes: None,
+            gather_bytes: None,
             result_ciphertexts: 0,
             noise_budget_bits: None,
             exact: None,
             queries: 1,
             machine: "test".into(),
             wall_s: 0.0,
+            deployment: None,
         }
     }
 

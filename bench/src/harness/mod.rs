@@ -1,6 +1,6 @@
 //! The experiment harness: YAML configs with sweeps ([`config`], [`sweep`]), the runner
-//! with resume ([`run`]), rows and their export ([`rows`]), summaries and figures
-//! ([`report`], [`figures`]), provenance ([`manifest`]), the regression gate
+//! with resume ([`run`]), deployed points' servers and clients ([`deployment`]), rows
+//! and their export ([`rows`]), summaries and figures ([`report`], [`figures`]), provenance ([`manifest`]), the regression gate
 //! ([`regress`]), and sweeps split over several processes or machines ([`shard`],
 //! [`merge`], [`slurm`]).
 
@@ -8,6 +8,7 @@ pub mod atomic;
 pub mod bpkem_study;
 pub mod compare_study;
 pub mod config;
+pub mod deployment;
 pub mod figures;
 pub mod machine;
 pub mod manifest;

@@ -20,15 +20,20 @@ fn load(dir: &Path) -> Result<Vec<Row>> {
 
 fn short(r: &Row) -> String {
     format!(
-        "{} {} users={} clusters={}{}",
+        "{} {} users={} clusters={}{}{}",
         r.point.scheme,
         r.point.engine_label(),
         r.point.users,
-        r.point.clusters,
+        r.clusters(),
         if r.point.preprocessing == "none" {
             String::new()
         } else {
             format!(" prep={}", r.point.preprocessing)
+        },
+        if r.point.deployment.deployed() {
+            format!(" {}", r.point.deployment)
+        } else {
+            String::new()
         }
     )
 }
@@ -137,6 +142,8 @@ fn reference_total(rows: &[Row], r: &Row, reference: &Reference) -> Option<f64> 
                 && x.point.seed == r.point.seed
                 && x.point.preprocessing == r.point.preprocessing
                 && x.point.bits == r.point.bits
+                // A deployed row's ratio is to the reference deployed the same way.
+                && x.point.deployment == r.point.deployment
         })
         .map(|x| x.stage("total").median)
 }

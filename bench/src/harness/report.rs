@@ -178,6 +178,19 @@ fn shards_markdown(shards: &[super::shard::ShardRecord]) -> String {
     )
 }
 
+/// What identifies a point's accuracy run: every axis but users and probes, and not
+/// the deployment (accuracy always runs in process, shared by deployed twins).
+fn accuracy_point(point: &Point) -> Point {
+    let mut key = point.clone();
+    key.users = 0;
+    key.probes = 0;
+    if key.deployment == super::config::DeploymentMode::Remote {
+        key.clusters = 1;
+    }
+    key.deployment = super::config::DeploymentMode::InProcess;
+    key
+}
+
 /// The scheme as tables name it (`blindtouch (enc. w)` for encrypted weights).
 fn scheme_label(point: &Point) -> String {
     if point.encrypted_weights {
@@ -229,10 +242,7 @@ pub fn accuracy_table(rows: &[Row]) -> Option<Table> {
     let mut seen = std::collections::HashSet::new();
     for r in rows {
         let Some(a) = &r.accuracy else { continue };
-        let mut key = r.point.clone();
-        key.users = 0;
-        key.probes = 0;
-        if !seen.insert(key) {
+        if !seen.insert(accuracy_point(&r.point)) {
             continue;
         }
         t.row(vec![
@@ -260,11 +270,19 @@ pub fn accuracy_table(rows: &[Row]) -> Option<Table> {
     (!seen.is_empty()).then_some(t)
 }
 
+/// A stage's median, or `-` where the row has no such stage (upload and download in
+/// process).
+fn stage_ms(r: &Row, stage: &str) -> String {
+    r.stage_opt(stage).map_or("-".into(), |s| ms(s.median))
+}
+
 /// The latency table: one line per run (with a seed column when the rows hold several
-/// seeds, so their lines are told apart).
+/// seeds, so their lines are told apart; with the deployment and the socket transfers'
+/// times when some row was deployed).
 pub fn latency_table(rows: &[Row]) -> Table {
     let seeds: std::collections::BTreeSet<u64> = rows.iter().map(|r| r.point.seed).collect();
     let with_seed = seeds.len() > 1;
+    let deployed = rows.iter().any(|r| r.point.deployment.deployed());
     let mut header = vec![
         "scheme",
         "engine",
@@ -282,6 +300,12 @@ pub fn latency_table(rows: &[Row]) -> Table {
         "noise left",
         "exact",
     ];
+    if deployed {
+        header.splice(1..1, ["deployment"]);
+        // Times next to the byte counts of the same links.
+        let up = header.iter().position(|h| *h == "up").expect("a column");
+        header.splice(up..up, ["upload", "download"]);
+    }
     if with_seed {
         header.insert(1, "seed");
     }
@@ -293,7 +317,7 @@ pub fn latency_table(rows: &[Row]) -> Table {
             r.engine_running.clone(),
             r.params_name.clone(),
             r.point.users.to_string(),
-            r.point.clusters.to_string(),
+            r.clusters().to_string(),
             ms(total.median),
             format!("{} – {}", ms(total.min), ms(total.max)),
             ms(r.cluster_eval.median),
@@ -307,12 +331,105 @@ pub fn latency_table(rows: &[Row]) -> Table {
             r.exact
                 .map_or("-".into(), |e| if e { "yes".into() } else { "NO".into() }),
         ];
+        if deployed {
+            cells.insert(1, r.point.deployment.to_string());
+            let up = 11;
+            cells.splice(up..up, [stage_ms(r, "upload"), stage_ms(r, "download")]);
+        }
         if with_seed {
             cells.insert(1, r.point.seed.to_string());
         }
         t.row(cells);
     }
     t
+}
+
+/// Deployed runs' links: each link's median time next to its bytes per query (client →
+/// main, main → clusters and back, main → client), how the servers were pinned.
+pub fn links_table(rows: &[Row]) -> Option<Table> {
+    let mut t = Table::new(&[
+        "scheme",
+        "deployment",
+        "users",
+        "clusters",
+        "upload",
+        "bytes up",
+        "fan-out (clusters wall)",
+        "bytes to clusters",
+        "gather",
+        "bytes from clusters",
+        "compress",
+        "server other",
+        "download",
+        "bytes down",
+        "main server",
+        "pinning",
+    ]);
+    let opt = |b: Option<usize>| b.map_or("-".into(), kb);
+    let mut any = false;
+    for r in rows.iter().filter(|r| r.point.deployment.deployed()) {
+        any = true;
+        let d = r.deployment.clone().unwrap_or_default();
+        t.row(vec![
+            scheme_label(&r.point),
+            r.point.deployment.to_string(),
+            r.point.users.to_string(),
+            r.clusters().to_string(),
+            stage_ms(r, "upload"),
+            kb(r.upload_bytes),
+            stage_ms(r, "clusters_wall"),
+            opt(r.fanout_bytes),
+            stage_ms(r, "gather"),
+            opt(r.gather_bytes),
+            stage_ms(r, "compress"),
+            stage_ms(r, "server_other"),
+            stage_ms(r, "download"),
+            kb(r.download_bytes),
+            d.main,
+            d.pinning,
+        ]);
+    }
+    any.then_some(t)
+}
+
+/// In-process and deployed totals of the same point side by side (every axis equal but
+/// the deployment), with the ratio deployed / in-process.
+pub fn deployment_comparison(rows: &[Row]) -> Option<Table> {
+    let mut t = Table::new(&[
+        "scheme",
+        "engine",
+        "users",
+        "clusters",
+        "in-process total",
+        "deployment",
+        "deployed total",
+        "deployed / in-process",
+    ]);
+    let mut any = false;
+    for r in rows.iter().filter(|r| r.point.deployment.deployed()) {
+        let twin = rows.iter().find(|x| {
+            let mut p = r.point.clone();
+            p.deployment = super::config::DeploymentMode::InProcess;
+            if r.point.deployment == super::config::DeploymentMode::Remote {
+                p.clusters = r.clusters();
+            }
+            x.point == p
+        });
+        let Some(x) = twin else { continue };
+        any = true;
+        let (a, b) = (x.stage("total").median, r.stage("total").median);
+        t.row(vec![
+            scheme_label(&r.point),
+            r.engine_running.clone(),
+            r.point.users.to_string(),
+            r.clusters().to_string(),
+            ms(a),
+            r.point.deployment.to_string(),
+            ms(b),
+            format!("{:.2}×", b / a.max(1e-9)),
+        ]);
+    }
+    any.then_some(t)
 }
 
 fn summary_markdown(config: &ExperimentConfig, rows: &[Row], figures: &[String]) -> String {
@@ -341,10 +458,7 @@ fn summary_markdown(config: &ExperimentConfig, rows: &[Row], figures: &[String])
         let mut seen = std::collections::HashSet::new();
         for r in rows {
             if let Some(a) = &r.accuracy {
-                let mut key = r.point.clone();
-                key.users = 0;
-                key.probes = 0;
-                if seen.insert(key) {
+                if seen.insert(accuracy_point(&r.point)) {
                     checked += a.scores_checked.unwrap_or(0);
                 }
             }
@@ -371,11 +485,31 @@ fn summary_markdown(config: &ExperimentConfig, rows: &[Row], figures: &[String])
     } else {
         ""
     };
+    let deployed = rows.iter().any(|r| r.point.deployment.deployed());
+    let transfers = if deployed {
+        " `serialize query` / `serialize results` time serialization and envelope checks only; in-process rows have no upload or download (`-`: no byte crosses a network), deployed rows time the socket transfers over gRPC and TLS (`upload`: the query until the main server had all of it; `download`: the answer's first 1 MiB chunk until its last, so a one-chunk answer's transfer falls in the main server's `server other`)."
+    } else {
+        " `serialize query` / `serialize results` time serialization and envelope checks only — in process, no byte crosses a network."
+    };
     let _ = writeln!(
         s,
-        "## Latency per query\n\nTemplates: {templates} (seeded, scaled to each gallery size; the time of a 1:N match does not depend on template values).{checked} `serialize query` / `serialize results` time serialization and envelope checks only — in process, no byte crosses a network.\n\n{}\n",
+        "## Latency per query\n\nTemplates: {templates} (seeded, scaled to each gallery size; the time of a 1:N match does not depend on template values).{checked}{transfers}\n\n{}\n",
         latency_table(rows).render()
     );
+    if let Some(t) = deployment_comparison(rows) {
+        let _ = writeln!(
+            s,
+            "## In process vs deployed\n\nThe same point with every role in one process, and as separate server processes (gRPC over mutual TLS; `local`: on this machine's loopback, started by the harness). Medians of the client's total per query.\n\n{}\n",
+            t.render()
+        );
+    }
+    if let Some(t) = links_table(rows) {
+        let _ = writeln!(
+            s,
+            "## Deployed links\n\nMedian time and bytes per query on each link. `fan-out` is the main server's wait for its clusters (transfers both ways and their evaluation); `server other` the main server's time outside its stages, as the client sees it (reassembling the query, framing the answer, and the transfer of an answer's first chunk).\n\n{}\n",
+            t.render()
+        );
+    }
     if !figures.is_empty() {
         let _ = writeln!(s, "## Figures\n");
         for f in figures {

@@ -41,9 +41,31 @@ impl Stat {
 }
 
 /// Stage names in pipeline order (the stage-breakdown figure stacks them in this order).
-/// `serialize_query` and `serialize_results` time serialization and envelope checks
-/// only: with the in-process transport no byte crosses a network.
-pub const STAGES: [&str; 9] = [
+/// `serialize_query` and `serialize_results` time serialization and envelope checks.
+/// `upload`, `server_other` and `download` exist only where bytes cross a socket (a
+/// deployed point): `upload` is the client's query until the main server had all of it,
+/// `download` the answer's first chunk until its last, `server_other` the main server's
+/// time between the two outside its own stages (reassembling the request, framing the
+/// answer). In-process rows leave them empty, never zero: a stage labelled "upload" must
+/// time an upload.
+pub const STAGES: [&str; 12] = [
+    "encrypt",
+    "serialize_query",
+    "upload",
+    "clusters_wall",
+    "gather",
+    "compress",
+    "serialize_results",
+    "server_other",
+    "download",
+    "decrypt",
+    "decide",
+    "total",
+];
+
+/// The stages of rows written before deployments existed (rows.jsonl holds their
+/// statistics by position, so a row of 9 stages is read with these names).
+pub const STAGES_V1: [&str; 9] = [
     "encrypt",
     "serialize_query",
     "clusters_wall",
@@ -54,6 +76,21 @@ pub const STAGES: [&str; 9] = [
     "decide",
     "total",
 ];
+
+/// What a deployed point ran on, as recorded in its row.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeploymentRecord {
+    /// The main server's address.
+    pub main: String,
+    /// Clusters behind it, as the main server reported (`status`).
+    pub clusters: usize,
+    /// local: how the processes were pinned (`main→0, clusters→1,0`), `not pinned`, or
+    /// `not pinned: taskset missing`; remote: `-`.
+    pub pinning: String,
+    /// local: the clusters' stores on disk after enrolment (keys and gallery, SQLite).
+    #[serde(default)]
+    pub store_bytes: Option<u64>,
+}
 
 /// Accuracy metrics of one run, computed from the scores the point's own scheme produced
 /// on the model's test templates: float logits for `plain`, integer scores for
@@ -93,8 +130,9 @@ pub struct Row {
     pub params_name: String,
     pub engine_running: String,
     pub accuracy: Option<AccuracyCols>,
-    /// Per stage (see [`STAGES`]), milliseconds.
-    pub stages: Vec<Stat>,
+    /// Per stage (see [`STAGES`]; [`STAGES_V1`] in older rows), milliseconds; `None`
+    /// for a stage the point does not have (upload and download in process).
+    pub stages: Vec<Option<Stat>>,
     /// Slowest cluster's evaluation, milliseconds.
     pub cluster_eval: Stat,
     pub keygen_ms: f64,
@@ -103,22 +141,55 @@ pub struct Row {
     pub gallery_bytes: usize,
     pub upload_bytes: usize,
     pub download_bytes: usize,
+    /// Bytes main → clusters per query, all clusters together (`None` in rows written
+    /// before it was recorded).
+    #[serde(default)]
+    pub fanout_bytes: Option<usize>,
+    /// Bytes clusters → main per query, all together.
+    #[serde(default)]
+    pub gather_bytes: Option<usize>,
     pub result_ciphertexts: usize,
     pub noise_budget_bits: Option<f64>,
     pub exact: Option<bool>,
     pub queries: usize,
     pub machine: String,
     pub wall_s: f64,
+    /// Deployed points: where they ran and the bytes on the servers' links; `None` in
+    /// process (and in rows written before deployments existed).
+    #[serde(default)]
+    pub deployment: Option<DeploymentRecord>,
 }
 
 impl Row {
-    /// A stage's statistics by name.
-    pub fn stage(&self, name: &str) -> Stat {
-        STAGES
+    /// The stage names this row's statistics follow, by position.
+    fn stage_names(&self) -> &'static [&'static str] {
+        if self.stages.len() == STAGES_V1.len() {
+            &STAGES_V1
+        } else {
+            &STAGES
+        }
+    }
+
+    /// A stage's statistics by name, `None` where the row has no such stage.
+    pub fn stage_opt(&self, name: &str) -> Option<Stat> {
+        self.stage_names()
             .iter()
             .position(|s| *s == name)
-            .and_then(|i| self.stages.get(i).copied())
-            .unwrap_or_default()
+            .and_then(|i| self.stages.get(i).copied().flatten())
+    }
+
+    /// A stage's statistics by name (zero where the row has no such stage: for sums
+    /// and figures; tables show absent stages with [`Row::stage_opt`]).
+    pub fn stage(&self, name: &str) -> Stat {
+        self.stage_opt(name).unwrap_or_default()
+    }
+
+    /// Cluster servers the point ran on: the main server's count for a remote point.
+    pub fn clusters(&self) -> usize {
+        match &self.deployment {
+            Some(d) if self.point.deployment == super::config::DeploymentMode::Remote => d.clusters,
+            _ => self.point.clusters,
+        }
     }
 }
 
@@ -269,8 +340,21 @@ pub fn frame(rows: &[Row]) -> Result<DataFrame> {
         ),
         Column::new("bits".into(), u(&|r| r.point.bits as u64)),
         Column::new("users".into(), u(&|r| r.point.users as u64)),
-        Column::new("clusters".into(), u(&|r| r.point.clusters as u64)),
+        Column::new("clusters".into(), u(&|r| r.clusters() as u64)),
         Column::new("probes".into(), u(&|r| r.point.probes as u64)),
+        Column::new("deployment".into(), s(&|r| r.point.deployment.to_string())),
+        Column::new(
+            "deployment_main".into(),
+            rows.iter()
+                .map(|r| r.deployment.as_ref().map(|d| d.main.clone()))
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "deployment_pinning".into(),
+            rows.iter()
+                .map(|r| r.deployment.as_ref().map(|d| d.pinning.clone()))
+                .collect::<Vec<_>>(),
+        ),
         Column::new("accuracy".into(), acc(|a| a.accuracy)),
         Column::new("precision".into(), acc(|a| a.precision)),
         Column::new("recall".into(), acc(|a| a.recall)),
@@ -294,13 +378,13 @@ pub fn frame(rows: &[Row]) -> Result<DataFrame> {
         ),
         Column::new("latency_templates".into(), s(&|r| r.templates.clone())),
     ];
-    for (i, stage) in STAGES.iter().enumerate() {
+    for stage in STAGES {
         for (what, pick) in [("median", 0), ("min", 1), ("max", 2)] {
             columns.push(Column::new(
                 format!("{stage}_ms_{what}").into(),
-                x(&|r| {
-                    let st = r.stages.get(i).copied().unwrap_or_default();
-                    [st.median, st.min, st.max][pick]
+                ox(&|r| {
+                    r.stage_opt(stage)
+                        .map(|st| [st.median, st.min, st.max][pick])
                 }),
             ));
         }
@@ -316,6 +400,24 @@ pub fn frame(rows: &[Row]) -> Result<DataFrame> {
         Column::new("gallery_bytes".into(), u(&|r| r.gallery_bytes as u64)),
         Column::new("upload_bytes".into(), u(&|r| r.upload_bytes as u64)),
         Column::new("download_bytes".into(), u(&|r| r.download_bytes as u64)),
+        Column::new(
+            "fanout_bytes".into(),
+            rows.iter()
+                .map(|r| r.fanout_bytes.map(|b| b as u64))
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "gather_bytes".into(),
+            rows.iter()
+                .map(|r| r.gather_bytes.map(|b| b as u64))
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "store_bytes".into(),
+            rows.iter()
+                .map(|r| r.deployment.as_ref().and_then(|d| d.store_bytes))
+                .collect::<Vec<_>>(),
+        ),
         Column::new(
             "result_ciphertexts".into(),
             u(&|r| r.result_ciphertexts as u64),
@@ -344,4 +446,40 @@ pub fn export(rows: &[Row], dir: &Path) -> Result<()> {
         .with_context(|| format!("creating {}", parquet.display()))?;
     ParquetWriter::new(file).finish(&mut df)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A row as rows.jsonl held it before deployments existed: nine stages, no
+    /// deployment, no fan-out or gather bytes.
+    const OLD_ROW: &str = r#"{"config_hash":"h","key":"seed=1 preprocessing=none scheme=columnar engine=cpu params=default ew=false bits=8 users=8 clusters=1 probes=1","point":{"seed":1,"preprocessing":"none","scheme":"columnar","engine":"cpu","params":"default","encrypted_weights":false,"bits":8,"users":8,"clusters":1,"probes":1},"templates":"synthetic","params_name":"col-8192","engine_running":"cpu","accuracy":null,"stages":[{"median":1.0,"min":1.0,"max":1.0},{"median":2.0,"min":2.0,"max":2.0},{"median":3.0,"min":3.0,"max":3.0},{"median":4.0,"min":4.0,"max":4.0},{"median":5.0,"min":5.0,"max":5.0},{"median":6.0,"min":6.0,"max":6.0},{"median":7.0,"min":7.0,"max":7.0},{"median":8.0,"min":8.0,"max":8.0},{"median":36.0,"min":36.0,"max":36.0}],"cluster_eval":{"median":1.0,"min":1.0,"max":1.0},"keygen_ms":0.0,"enrol_ms":0.0,"key_bytes":0,"gallery_bytes":0,"upload_bytes":10,"download_bytes":20,"result_ciphertexts":1,"noise_budget_bits":null,"exact":true,"queries":1,"machine":"m","wall_s":0.0}"#;
+
+    #[test]
+    fn rows_written_before_deployments_still_read() {
+        let row: Row = serde_json::from_str(OLD_ROW).unwrap();
+        assert_eq!(row.key, row.point.key(), "in-process keys did not change");
+        assert_eq!(
+            row.point.deployment,
+            super::super::config::DeploymentMode::InProcess
+        );
+        assert!(row.deployment.is_none() && row.fanout_bytes.is_none());
+        // Nine stages are read with the names they were written with.
+        assert_eq!(row.stage("clusters_wall").median, 3.0);
+        assert_eq!(row.stage("decide").median, 8.0);
+        assert_eq!(row.stage("total").median, 36.0);
+        assert_eq!(row.stage_opt("upload"), None);
+        assert_eq!(row.stage_opt("download"), None);
+        let df = frame(&[row]).unwrap();
+        assert_eq!(
+            df.column("total_ms_median").unwrap().f64().unwrap().get(0),
+            Some(36.0)
+        );
+        assert_eq!(
+            df.column("upload_ms_median").unwrap().f64().unwrap().get(0),
+            None,
+            "no upload in process: empty, not zero"
+        );
+    }
 }

@@ -285,10 +285,16 @@ struct Shared {
 /// Everything that changes a point's accuracy: every axis but the gallery size and probe
 /// count of the latency run (the accuracy run enrols the test split and identifies every
 /// protocol probe, whatever those say).
+/// The accuracy run always runs in process (its scores are the same wherever the roles
+/// run), so deployed points share it with their in-process twins.
 fn accuracy_key(point: &Point) -> String {
     let mut p = point.clone();
     p.users = 0;
     p.probes = 0;
+    p.deployment = super::config::DeploymentMode::InProcess;
+    if point.deployment == super::config::DeploymentMode::Remote {
+        p.clusters = 1;
+    }
     p.key()
 }
 
@@ -599,7 +605,9 @@ fn scheme_config(point: &Point, fault: Option<Fault>) -> Result<SchemeConfig> {
             .then(|| ParamSpec::preset(&point.params))
             .transpose()?,
         encrypted_weights: point.encrypted_weights,
-        clusters: point.clusters,
+        // A remote point's clusters are the servers' (0 in its key); what runs in
+        // process for it (the accuracy run) uses one.
+        clusters: point.clusters.max(1),
         measure_noise: true,
         engine: point.engine,
         fault,
@@ -716,6 +724,27 @@ pub(crate) fn ensure_synthetic(synth: &datasets::synth::SynthConfig, folder: &Pa
     result
 }
 
+/// What a point's latency run measured, in process or deployed.
+pub(crate) struct Latency {
+    /// Per stage of [`STAGES`]; `None` for a stage the point does not have.
+    pub stages: Vec<Option<Stat>>,
+    pub cluster_eval: Stat,
+    pub keygen_ms: f64,
+    pub enrol_ms: f64,
+    pub key_bytes: usize,
+    pub gallery_bytes: usize,
+    pub upload_bytes: usize,
+    pub download_bytes: usize,
+    pub fanout_bytes: Option<usize>,
+    pub gather_bytes: Option<usize>,
+    pub result_ciphertexts: usize,
+    pub noise_budget_bits: Option<f64>,
+    pub exact: Option<bool>,
+    pub queries: usize,
+    pub engine_running: String,
+    pub deployment: Option<rows::DeploymentRecord>,
+}
+
 fn run_point(
     config: &ExperimentConfig,
     point: &Point,
@@ -743,34 +772,92 @@ fn run_point(
     };
     let scheme = scheme_config(point, context.fault)?;
     let params_name = scheme.param_spec()?.map_or("-".into(), |s| s.name.clone());
-    let mut matcher = build_matcher(&scheme, &workload.model, &workload.quantized)?;
+    let latency = if point.deployment.deployed() {
+        if context.fault.is_some() {
+            bail!(
+                "fault injection works in process only; point {} is deployed",
+                point.key()
+            );
+        }
+        let spec = scheme
+            .param_spec()?
+            .ok_or_else(|| anyhow!("scheme `{}` has no parameter set to deploy", point.scheme))?;
+        super::deployment::latency(
+            point,
+            &config.deployment,
+            spec,
+            &workload,
+            config.repetitions,
+            &context.dir,
+        )?
+    } else {
+        in_process_latency(point, &scheme, &workload, config.repetitions)?
+    };
+    Ok(Row {
+        config_hash: config_hash.to_string(),
+        key: point.key(),
+        point: point.clone(),
+        templates: templates.into(),
+        params_name,
+        engine_running: latency.engine_running,
+        accuracy,
+        stages: latency.stages,
+        cluster_eval: latency.cluster_eval,
+        keygen_ms: latency.keygen_ms,
+        enrol_ms: latency.enrol_ms,
+        key_bytes: latency.key_bytes,
+        gallery_bytes: latency.gallery_bytes,
+        upload_bytes: latency.upload_bytes,
+        download_bytes: latency.download_bytes,
+        fanout_bytes: latency.fanout_bytes,
+        gather_bytes: latency.gather_bytes,
+        result_ciphertexts: latency.result_ciphertexts,
+        noise_budget_bits: latency.noise_budget_bits,
+        exact: latency.exact,
+        queries: latency.queries,
+        machine: machine.to_string(),
+        wall_s: start.elapsed().as_secs_f64(),
+        deployment: latency.deployment,
+    })
+}
+
+/// The latency run with every role in this process: no socket, so the socket stages
+/// stay empty.
+fn in_process_latency(
+    point: &Point,
+    scheme: &SchemeConfig,
+    workload: &Workload,
+    repetitions: usize,
+) -> Result<Latency> {
+    let mut matcher = build_matcher(scheme, &workload.model, &workload.quantized)?;
     let enrol_start = Instant::now();
     let enrolment = matcher.enrol(&workload.gallery)?;
     let enrol_ms = enrol_start.elapsed().as_secs_f64() * 1e3;
 
-    let reference = Reference::of(&workload);
+    let reference = Reference::of(workload);
     let mut tally = Tally::default();
     let mut samples: Vec<Vec<f64>> = vec![Vec::new(); STAGES.len()];
     let mut cluster_eval = Vec::new();
     let (mut noise, mut queries) = (f64::INFINITY, 0usize);
     let mut last = None;
-    for _ in 0..config.repetitions {
+    for _ in 0..repetitions {
         for probe in &workload.probes {
             let outcome = matcher.identify(&probe.template)?;
             let t = &outcome.timings;
             let values = [
-                t.encrypt,
-                t.serialize_query,
-                t.clusters_wall,
-                t.gather,
-                t.compress,
-                t.serialize_results,
-                t.decrypt,
-                t.decide,
-                t.total(),
+                ("encrypt", t.encrypt),
+                ("serialize_query", t.serialize_query),
+                ("clusters_wall", t.clusters_wall),
+                ("gather", t.gather),
+                ("compress", t.compress),
+                ("serialize_results", t.serialize_results),
+                ("decrypt", t.decrypt),
+                ("decide", t.decide),
+                ("total", t.total()),
             ];
-            for (s, v) in samples.iter_mut().zip(values) {
-                s.push(v.as_secs_f64() * 1e3);
+            for (name, v) in values {
+                let i = STAGES.iter().position(|s| *s == name).expect("a stage");
+                samples[i].push(v.as_secs_f64() * 1e3);
             }
             cluster_eval.push(t.slowest_cluster().as_secs_f64() * 1e3);
             if let Some(bits) = outcome.noise_budget_bits {
@@ -790,19 +877,12 @@ fn run_point(
             .require_exact(&format!("{} latency run", point.scheme))
             .map_err(|e| anyhow!("{e}"))?;
     }
-    Ok(Row {
-        config_hash: config_hash.to_string(),
-        key: point.key(),
-        point: point.clone(),
-        templates: templates.into(),
-        params_name,
-        engine_running: if encrypted {
-            enrolment.engine.clone()
-        } else {
-            "-".into()
-        },
-        accuracy,
-        stages: samples.into_iter().map(Stat::of).collect(),
+    Ok(Latency {
+        // The socket stages have no samples in process: left empty, never zero.
+        stages: samples
+            .into_iter()
+            .map(|s| (!s.is_empty()).then(|| Stat::of(s)))
+            .collect(),
         cluster_eval: Stat::of(cluster_eval),
         keygen_ms: enrolment.keygen.as_secs_f64() * 1e3,
         enrol_ms,
@@ -810,12 +890,18 @@ fn run_point(
         gallery_bytes: enrolment.stored_bytes,
         upload_bytes: last.traffic.upload,
         download_bytes: last.traffic.download,
+        fanout_bytes: Some(last.traffic.fanout),
+        gather_bytes: Some(last.traffic.gather),
         result_ciphertexts: last.traffic.result_ciphertexts,
         noise_budget_bits: encrypted.then_some(noise),
         exact: encrypted.then_some(true),
         queries,
-        machine: machine.to_string(),
-        wall_s: start.elapsed().as_secs_f64(),
+        engine_running: if encrypted {
+            enrolment.engine.clone()
+        } else {
+            "-".into()
+        },
+        deployment: None,
     })
 }
 
@@ -836,6 +922,7 @@ mod tests {
             users,
             clusters: 1,
             probes: 2,
+            deployment: Default::default(),
         }
     }
 

@@ -76,10 +76,16 @@ impl Shard {
 /// A relative estimate of a point's run time, for balancing only: the latency run's work
 /// grows with users × (probes + 1) (enrolment and every query touch the whole gallery);
 /// plaintext schemes cost about a hundredth of an encrypted one per user; every point
-/// pays a fixed part (key generation, setup) worth about 1,000 users.
+/// pays a fixed part (key generation, setup) worth about 1,000 users, and a deployed
+/// point about 3,000 more (starting its server processes, TLS, the transfers).
 pub fn cost(point: &Point) -> f64 {
     let per_user = if point.scheme.encrypted() { 1.0 } else { 0.01 };
-    1000.0 + per_user * point.users as f64 * (point.probes as f64 + 1.0)
+    let fixed = if point.deployment.deployed() {
+        4000.0
+    } else {
+        1000.0
+    };
+    fixed + per_user * point.users as f64 * (point.probes as f64 + 1.0)
 }
 
 /// The shard (1-based) of every point, in the points' order.

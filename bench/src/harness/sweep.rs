@@ -1,6 +1,6 @@
 //! Expanding a config's axes into the points of a sweep.
 
-use super::config::{ExperimentConfig, AXES};
+use super::config::{DeploymentMode, ExperimentConfig, AXES};
 use anyhow::{bail, Result};
 use protocol::{ColumnarEngine, SchemeKind};
 use serde::{Deserialize, Serialize};
@@ -17,14 +17,21 @@ pub struct Point {
     pub encrypted_weights: bool,
     pub bits: u32,
     pub users: usize,
+    /// For `remote` points 0: the main server has the clusters it has (the row records
+    /// how many).
     pub clusters: usize,
     pub probes: usize,
+    /// Where the roles ran; rows written before deployments existed are in-process.
+    #[serde(default)]
+    pub deployment: DeploymentMode,
 }
 
 impl Point {
-    /// A stable key naming this point in rows.jsonl (resume matches on it).
+    /// A stable key naming this point in rows.jsonl (resume matches on it). In-process
+    /// points keep the key they had before deployments existed, so older runs resume,
+    /// merge and compare.
     pub fn key(&self) -> String {
-        format!(
+        let mut key = format!(
             "seed={} preprocessing={} scheme={} engine={} params={} ew={} bits={} users={} clusters={} probes={}",
             self.seed,
             self.preprocessing,
@@ -36,6 +43,26 @@ impl Point {
             self.users,
             self.clusters,
             self.probes
+        );
+        if self.deployment.deployed() {
+            key.push_str(&format!(" deployment={}", self.deployment));
+        }
+        key
+    }
+
+    /// What decides the gallery a deployment holds and the client it serves: every axis
+    /// but the probe count, the clusters and the preprocessing (which the latency run's
+    /// synthetic templates do not use).
+    pub fn gallery_key(&self) -> String {
+        format!(
+            "scheme={} engine={} params={} ew={} bits={} seed={} users={}",
+            self.scheme,
+            self.engine_label(),
+            self.params,
+            self.encrypted_weights,
+            self.bits,
+            self.seed,
+            self.users
         )
     }
 
@@ -83,6 +110,16 @@ pub fn expand(config: &ExperimentConfig) -> Result<Vec<Point>> {
             m.clusters.0.iter().map(|v| v.to_string()).collect(),
         ),
         ("probes", m.probes.0.iter().map(|v| v.to_string()).collect()),
+        (
+            "deployment",
+            config
+                .deployment
+                .mode
+                .0
+                .iter()
+                .map(|v| v.to_string())
+                .collect(),
+        ),
     ]
     .into_iter()
     .collect();
@@ -135,6 +172,7 @@ pub fn expand(config: &ExperimentConfig) -> Result<Vec<Point>> {
             users: a["users"].parse()?,
             clusters: a["clusters"].parse()?,
             probes: a["probes"].parse()?,
+            deployment: a["deployment"].parse()?,
         };
         if point.users == 0 || point.clusters == 0 || point.probes == 0 {
             bail!(
@@ -153,6 +191,9 @@ pub fn expand(config: &ExperimentConfig) -> Result<Vec<Point>> {
         if !canonical.scheme.encrypted() {
             canonical.params = "default".into();
             canonical.clusters = 1;
+        }
+        if canonical.deployment == DeploymentMode::Remote {
+            canonical.clusters = 0;
         }
         if seen.insert(canonical.clone()) {
             points.push(canonical);

@@ -373,6 +373,17 @@ impl Client {
         decoded: &[(usize, Vec<i64>)],
         users: usize,
     ) -> Result<(Vec<i64>, Decision)> {
+        self.check_result_indexes(decoded, users)?;
+        let scores = match self.layout {
+            Layout::BlindTouch { .. } => self.blindtouch()?.unpack_scores(decoded, users)?,
+            Layout::Columnar => self.columnar()?.unpack_scores(decoded, users)?,
+        };
+        let decision = Decision::from_integers(&scores, self.model.threshold_score);
+        Ok((scores, decision))
+    }
+
+    /// Refuses result indexes beyond what `users` users need, and repeated ones.
+    fn check_result_indexes(&self, decoded: &[(usize, Vec<i64>)], users: usize) -> Result<()> {
         let expected = match self.layout {
             Layout::BlindTouch { .. } => {
                 let layout = self.blindtouch()?;
@@ -382,7 +393,7 @@ impl Client {
             }
             Layout::Columnar => self.columnar()?.groups_for(users),
         };
-        let mut seen = std::collections::BTreeSet::new();
+        let mut seen = BTreeSet::new();
         for (index, _) in decoded {
             if *index >= expected || !seen.insert(*index) {
                 return Err(ProtocolError::wire(
@@ -393,12 +404,7 @@ impl Client {
                 ));
             }
         }
-        let scores = match self.layout {
-            Layout::BlindTouch { .. } => self.blindtouch()?.unpack_scores(decoded, users)?,
-            Layout::Columnar => self.columnar()?.unpack_scores(decoded, users)?,
-        };
-        let decision = Decision::from_integers(&scores, self.model.threshold_score);
-        Ok((scores, decision))
+        Ok(())
     }
 
     /// Reads the scores out of the results of a query some clusters did not answer:
@@ -410,6 +416,7 @@ impl Client {
         users: usize,
         missing_units: &BTreeSet<usize>,
     ) -> Result<Vec<Option<i64>>> {
+        self.check_result_indexes(decoded, users)?;
         let mut scores = match self.layout {
             Layout::BlindTouch { .. } => self.blindtouch()?.unpack_partial(decoded, users),
             Layout::Columnar => self.columnar()?.unpack_partial(decoded, users),

@@ -103,6 +103,11 @@ impl ClusterServer {
         }
     }
 
+    /// The deployment this server is bound to, if any.
+    pub fn deployment(&self) -> Option<u64> {
+        self.read().deployment
+    }
+
     fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
         self.state
             .read()
@@ -125,6 +130,12 @@ impl ClusterServer {
                 // Decoding checks the owner's signature and that the id is the owner key's.
                 let setup = Setup::decode(request, &self.params)?;
                 let id = wire::deployment(request)?;
+                if self.read().deployment == Some(id) {
+                    // The owner's setup again (a main server retrying a setup that another
+                    // cluster refused): acknowledged, nothing replaced — the keys stay the
+                    // ones the shard is evaluated with.
+                    return Ok(self.ack(id));
+                }
                 self.refuse_if_bound(&self.read(), id)?;
                 let evaluator = match setup.layout {
                     Layout::BlindTouch { .. } => Evaluator::BlindTouch(Box::new(
@@ -235,8 +246,8 @@ impl ClusterServer {
         )
     }
 
-    /// A bound server takes no setup until it is reset (keys are never replaced
-    /// silently, not even by their owner).
+    /// A bound server takes no other deployment's setup until it is reset (keys are never
+    /// replaced silently; the owner's own setup again is acknowledged without change).
     fn refuse_if_bound(&self, state: &State, id: u64) -> Result<()> {
         match state.deployment {
             Some(current) => Err(ProtocolError::state(

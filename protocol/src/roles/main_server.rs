@@ -155,6 +155,18 @@ impl MainServer {
         if users == 0 {
             return Ok(());
         }
+        crate::limits::check_users(users)?;
+        // Counts first: the expected list is built only for a placement of that length.
+        if placement.len() != self.expected_count(users)? {
+            return Err(ProtocolError::state(
+                ROLE,
+                format!(
+                    "stored placement lists {} units; {users} users need {}",
+                    placement.len(),
+                    self.expected_count(users)?
+                ),
+            ));
+        }
         let clusters = self.transport.clusters();
         if let Some((u, c)) = placement.iter().find(|(_, c)| *c >= clusters) {
             return Err(ProtocolError::state(
@@ -551,6 +563,52 @@ impl MainServer {
                 ok
             }
         };
+        // Parse every answer; one that does not parse, is another deployment's or lists
+        // units its cluster does not hold is that cluster's failure (named), never a
+        // result.
+        let start = Instant::now();
+        let components = deployment.layout.result_components();
+        stats.cluster_eval = vec![Duration::ZERO; shards.len()];
+        let mut parsed: Vec<(usize, Vec<(usize, Ciphertext)>)> = Vec::new();
+        for (c, answer, _) in &answers {
+            stats.gather_bytes += answer.len();
+            let checked =
+                Ciphertexts::decode(answer, Artifact::ClusterResult, &self.params, components)
+                    .and_then(|(nanos, items)| {
+                        wire::check_owner(answer, Artifact::ClusterResult, deployment.id)?;
+                        let held: BTreeSet<usize> = self
+                            .placement
+                            .iter()
+                            .filter(|(_, k)| **k == *c)
+                            .map(|(u, _)| u.group)
+                            .collect();
+                        if let Some((i, _)) = items.iter().find(|(i, _)| !held.contains(i)) {
+                            return Err(ProtocolError::state(
+                                ROLE,
+                                format!("answered for unit {i}, which it does not hold"),
+                            ));
+                        }
+                        Ok((nanos, items))
+                    });
+            match (checked, policy) {
+                (Ok((nanos, items)), _) => {
+                    stats.cluster_eval[*c] = Duration::from_nanos(nanos);
+                    parsed.push((*c, items));
+                }
+                (Err(e), FailurePolicy::Strict) => {
+                    return Err(ProtocolError::state(
+                        ROLE,
+                        format!("cluster {c} failed: its answer was refused: {e}"),
+                    ))
+                }
+                (Err(e), FailurePolicy::Partial) => {
+                    coverage.failed.push((*c, format!("answer refused: {e}")));
+                }
+            }
+        }
+        if parsed.is_empty() {
+            return Err(ProtocolError::state(ROLE, "no cluster answered usably"));
+        }
         let failed: BTreeSet<usize> = coverage.failed.iter().map(|(c, _)| *c).collect();
         let missing: BTreeSet<usize> = self
             .placement
@@ -559,17 +617,8 @@ impl MainServer {
             .map(|(u, _)| u.group)
             .collect();
         coverage.missing_units = missing.iter().copied().collect();
-
-        let start = Instant::now();
-        let components = deployment.layout.result_components();
-        stats.cluster_eval = vec![Duration::ZERO; shards.len()];
         let mut evaluated: Vec<(usize, Ciphertext)> = Vec::new();
-        for (c, answer, _) in &answers {
-            stats.gather_bytes += answer.len();
-            let (nanos, items) =
-                Ciphertexts::decode(answer, Artifact::ClusterResult, &self.params, components)?;
-            wire::check_owner(answer, Artifact::ClusterResult, deployment.id)?;
-            stats.cluster_eval[*c] = Duration::from_nanos(nanos);
+        for (_, items) in parsed {
             // A columnar group with a feature on a failed cluster is left out whole: its
             // partial sum from the clusters that did answer is not a score.
             evaluated.extend(items.into_iter().filter(|(i, _)| !missing.contains(i)));
