@@ -590,3 +590,76 @@ fn foreign_certificates_oversized_messages_and_concurrent_clients() {
         }
     });
 }
+
+/// Enrolment and identification from fingerprint images through a model folder: the
+/// client turns each image into a template with the committed model (enrolment and query
+/// orientation), and every decrypted score is exact.
+#[test]
+fn images_enrol_and_identify_through_the_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let prints = root.join("prints");
+    let o = touchstone(
+        &[
+            "synth",
+            "--preset",
+            "socofing",
+            "--fingers",
+            "1",
+            "--seed",
+            "4",
+            "--no-altered",
+            "--no-report",
+            "--out",
+            prints.to_str().unwrap(),
+        ],
+        root,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let real = prints.join("SOCOFing/Real");
+    let mut images: Vec<PathBuf> = std::fs::read_dir(&real)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    images.sort();
+    assert!(images.len() >= 5, "{images:?}");
+    let d = Deployment::new(root, "col-8192");
+    let client = root.join("client");
+    let model = committed_model();
+    let o = touchstone(
+        &[
+            "client",
+            "keygen",
+            "--dir",
+            client.to_str().unwrap(),
+            "--model",
+            model.to_str().unwrap(),
+        ],
+        root,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let mut args = d.client_args("enrol", &client);
+    args.extend(s(&[
+        "--images",
+        real.to_str().unwrap(),
+        "--model",
+        model.to_str().unwrap(),
+    ]));
+    let o = d.run(&args);
+    assert!(o.status.success(), "{}", text(&o));
+    let folder = ClientFolder::open(&client).unwrap();
+    assert_eq!(folder.live_users(), images.len());
+    let mut args = d.client_args("identify", &client);
+    args.extend(s(&[
+        "--image",
+        images[2].to_str().unwrap(),
+        "--model",
+        model.to_str().unwrap(),
+        "--json",
+    ]));
+    let o = d.run(&args);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let answer: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_exact_full(&answer, images.len());
+}
