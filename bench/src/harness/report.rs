@@ -487,7 +487,7 @@ fn summary_markdown(config: &ExperimentConfig, rows: &[Row], figures: &[String])
     };
     let deployed = rows.iter().any(|r| r.point.deployment.deployed());
     let transfers = if deployed {
-        " `serialize query` / `serialize results` time serialization and envelope checks only; in-process rows have no upload or download (`-`: no byte crosses a network), deployed rows time the socket transfers over gRPC and TLS (`upload`: the query until the main server had all of it; `download`: the answer's first 1 MiB chunk until its last, so a one-chunk answer's transfer falls in the main server's `server other`)."
+        " `serialize query` / `serialize results` time serialization and envelope checks only; in-process rows have no upload or download (`-`: no byte crosses a network), deployed rows time the socket transfers over gRPC and TLS (`upload`: the query until the main server had all of it; `download`: from the main server's `sending` marker, sent just before the answer, until the answer's last byte)."
     } else {
         " `serialize query` / `serialize results` time serialization and envelope checks only — in process, no byte crosses a network."
     };
@@ -506,7 +506,7 @@ fn summary_markdown(config: &ExperimentConfig, rows: &[Row], figures: &[String])
     if let Some(t) = links_table(rows) {
         let _ = writeln!(
             s,
-            "## Deployed links\n\nMedian time and bytes per query on each link. `fan-out` is the main server's wait for its clusters (transfers both ways and their evaluation); `server other` the main server's time outside its stages, as the client sees it (reassembling the query, framing the answer, and the transfer of an answer's first chunk).\n\n{}\n",
+            "## Deployed links\n\nMedian time and bytes per query on each link. `fan-out` is the main server's wait for its clusters (transfers both ways and their evaluation); `server other` the main server's time outside its stages, as the client sees it (reassembling the query, framing the answer).\n\n{}\n",
             t.render()
         );
     }

@@ -44,7 +44,7 @@ impl Stat {
 /// `serialize_query` and `serialize_results` time serialization and envelope checks.
 /// `upload`, `server_other` and `download` exist only where bytes cross a socket (a
 /// deployed point): `upload` is the client's query until the main server had all of it,
-/// `download` the answer's first chunk until its last, `server_other` the main server's
+/// `download` the server's `sending` marker until the answer's last byte, `server_other` the main server's
 /// time between the two outside its own stages (reassembling the request, framing the
 /// answer). In-process rows leave them empty, never zero: a stage labelled "upload" must
 /// time an upload.
