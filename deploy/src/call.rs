@@ -63,6 +63,21 @@ pub async fn read_answer(
     })
 }
 
+/// The answer of a call whose response (headers) arrived as `response`: read and
+/// timed, or the failure as text.
+pub async fn finish(
+    response: Result<tonic::Response<Streaming<Chunk>>, Status>,
+    started: Instant,
+    sent: usize,
+    limit: u64,
+    what: &str,
+) -> Result<Timed, String> {
+    let response = response.map_err(|s| describe_status(&s))?;
+    read_answer(response.into_inner(), started, sent, limit, what)
+        .await
+        .map_err(|r| describe(&r))
+}
+
 /// A failed call as text: the status code and message, or the reassembly error.
 pub fn describe(r: &Reassembly) -> String {
     match r {

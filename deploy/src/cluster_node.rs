@@ -179,13 +179,7 @@ impl Service {
             limit,
             self.limits.receive,
             move |bytes| {
-                let found = wire::peek(&bytes)?;
-                if found != kind {
-                    return Err(DeployError::Input(format!(
-                        "{method} carries a {} message",
-                        found.name()
-                    )));
-                }
+                crate::node::expect_kind(&bytes, kind, method)?;
                 node.handle(&bytes)
             },
         )

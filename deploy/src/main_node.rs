@@ -11,7 +11,7 @@ use crate::{DeployError, Result};
 use protocol::messages::Gallery;
 use protocol::roles::{FailurePolicy, MainServer};
 use protocol::transport::Transport;
-use protocol::wire::{self, Artifact};
+use protocol::wire::Artifact;
 use protocol::Params;
 use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
@@ -204,13 +204,7 @@ impl Service {
             self.limits.receive,
             move |bytes| {
                 if let Some(kind) = kind {
-                    let found = wire::peek(&bytes)?;
-                    if found != kind {
-                        return Err(DeployError::Input(format!(
-                            "{method} carries a {} message",
-                            found.name()
-                        )));
-                    }
+                    crate::node::expect_kind(&bytes, kind, method)?;
                 }
                 handler(&node, &bytes)
             },

@@ -50,6 +50,22 @@ pub fn status(e: &crate::DeployError) -> Status {
     }
 }
 
+/// Refuses an envelope that is not of the kind `method` carries.
+pub fn expect_kind(
+    bytes: &[u8],
+    kind: protocol::wire::Artifact,
+    method: &str,
+) -> crate::Result<()> {
+    let found = protocol::wire::peek(bytes)?;
+    if found != kind {
+        return Err(crate::DeployError::Input(format!(
+            "{method} carries a {} message",
+            found.name()
+        )));
+    }
+    Ok(())
+}
+
 /// Prints one line per request: who, what, bytes in and out, duration, outcome.
 pub fn log_line(
     role: &str,

@@ -3,7 +3,7 @@
 //! calls from several threads run concurrently over one HTTP/2 connection.
 
 use crate::answers::{Ack, IdentifyAnswer, ServerStatus};
-use crate::call::{describe, describe_status, read_answer, Timed};
+use crate::call::{finish, Timed};
 use crate::grpc::chunks;
 use crate::grpc::main_service::main_client::MainClient;
 use crate::node::Limits;
@@ -84,17 +84,8 @@ impl Remote {
                 Method::Update => client.update(stream).await,
                 Method::Identify => client.identify(stream).await,
                 Method::Status => client.status(stream).await,
-            }
-            .map_err(|s| describe_status(&s))?;
-            read_answer(
-                response.into_inner(),
-                started,
-                sent,
-                limit,
-                "main server answer",
-            )
-            .await
-            .map_err(|r| describe(&r))
+            };
+            finish(response, started, sent, limit, "main server answer").await
         };
         let deadline = self.deadline;
         self.runtime

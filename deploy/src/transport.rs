@@ -3,7 +3,7 @@
 //! (the main server starts while a cluster is down, and reconnects when it is back);
 //! every call has a deadline.
 
-use crate::call::{describe, describe_status, read_answer};
+use crate::call::finish;
 use crate::grpc::chunks;
 use crate::grpc::cluster_service::cluster_client::ClusterClient;
 use crate::node::Limits;
@@ -138,17 +138,8 @@ impl Transport for GrpcTransport {
                     other => {
                         return Err(format!("cannot carry a {} message", other.name()));
                     }
-                }
-                .map_err(|s| describe_status(&s))?;
-                read_answer(
-                    response.into_inner(),
-                    started,
-                    sent,
-                    limit,
-                    "cluster answer",
-                )
-                .await
-                .map_err(|r| describe(&r))
+                };
+                finish(response, started, sent, limit, "cluster answer").await
             };
             match tokio::time::timeout(deadline, exchange).await {
                 Ok(Ok(timed)) => Ok(timed.answer),
