@@ -2,6 +2,9 @@
 //! announcing more than the limit, one that stops sending, one of the wrong kind, one
 //! that is not an envelope — each an error status, never a panic or a hang; and a caller
 //! without a certificate of the deployment's CA refused at the handshake.
+//!
+//! Every step against the server runs under [`within`]: a step that never ends is a
+//! failure naming the step, not a test run that hangs until CI gives up.
 
 use deploy::cluster_node::ClusterNode;
 use deploy::grpc::cluster_service::cluster_client::ClusterClient;
@@ -14,6 +17,17 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_stream::StreamExt;
 use tonic::transport::Server;
+
+/// The longest any one step here may take (each takes well under a second on loopback).
+const STEP: Duration = Duration::from_secs(30);
+
+/// Runs `step`, or panics naming it when it has not finished within [`STEP`].
+async fn within<T>(name: &str, step: impl std::future::Future<Output = T>) -> T {
+    match tokio::time::timeout(STEP, step).await {
+        Ok(out) => out,
+        Err(_) => panic!("{name}: no outcome within {} s", STEP.as_secs()),
+    }
+}
 
 struct Fixture {
     dir: tempfile::TempDir,
@@ -62,28 +76,31 @@ async fn client(
     f: &Fixture,
     tls: &TlsDir,
 ) -> Result<ClusterClient<tonic::transport::Channel>, String> {
-    let channel = endpoint(&f.addr, tls)
-        .unwrap()
-        .connect()
+    let channel = within("connect", endpoint(&f.addr, tls).unwrap().connect())
         .await
         .map_err(|e| deploy::remote::source_chain(&e))?;
     Ok(ClusterClient::new(channel))
 }
 
-/// The status an answer stream ends with (the first error).
+/// The status a call ends with (the first error), bounded by [`within`].
 async fn status_of(
-    response: Result<tonic::Response<tonic::Streaming<Chunk>>, tonic::Status>,
+    call: impl std::future::Future<
+        Output = Result<tonic::Response<tonic::Streaming<Chunk>>, tonic::Status>,
+    >,
 ) -> tonic::Status {
-    let mut stream = match response {
-        Ok(r) => r.into_inner(),
-        Err(s) => return s,
-    };
-    while let Some(item) = stream.next().await {
-        if let Err(s) = item {
-            return s;
+    within("call", async {
+        let mut stream = match call.await {
+            Ok(r) => r.into_inner(),
+            Err(s) => return s,
+        };
+        while let Some(item) = stream.next().await {
+            if let Err(s) = item {
+                return s;
+            }
         }
-    }
-    panic!("the call succeeded")
+        panic!("the call succeeded")
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -103,12 +120,12 @@ async fn hostile_requests_get_error_statuses() {
         received: false,
         sending: false,
     };
-    let s = status_of(c.shard(tokio_stream::iter(vec![huge])).await).await;
+    let s = status_of(c.shard(tokio_stream::iter(vec![huge]))).await;
     assert_eq!(s.code(), tonic::Code::ResourceExhausted, "{s:?}");
     assert!(s.message().contains("above this server's limit"), "{s:?}");
 
     // A query over the query limit.
-    let s = status_of(c.query(tokio_stream::iter(chunks(vec![0; 5 << 20]))).await).await;
+    let s = status_of(c.query(tokio_stream::iter(chunks(vec![0; 5 << 20])))).await;
     assert_eq!(s.code(), tonic::Code::ResourceExhausted, "{s:?}");
 
     // A caller that announces 100 bytes, sends 10 and stops: cut off after 2 s.
@@ -120,21 +137,17 @@ async fn hostile_requests_get_error_statuses() {
     }])
     .chain(tokio_stream::pending());
     let started = std::time::Instant::now();
-    let s = status_of(c.setup(stalled).await).await;
+    let s = status_of(c.setup(stalled)).await;
     assert_eq!(s.code(), tonic::Code::DeadlineExceeded, "{s:?}");
     assert!(started.elapsed() < Duration::from_secs(30));
 
     // Not an envelope; and an envelope of the wrong kind for the method.
-    let s = status_of(
-        c.query(tokio_stream::iter(chunks(b"garbage".to_vec())))
-            .await,
-    )
-    .await;
+    let s = status_of(c.query(tokio_stream::iter(chunks(b"garbage".to_vec())))).await;
     assert_eq!(s.code(), tonic::Code::InvalidArgument, "{s:?}");
     assert!(s.message().contains("not a touchstone message"), "{s:?}");
     let params = ParamSpec::preset("col-8192").unwrap().build().unwrap();
     let reset = protocol::messages::Reset::encode(&params, 1);
-    let s = status_of(c.query(tokio_stream::iter(chunks(reset))).await).await;
+    let s = status_of(c.query(tokio_stream::iter(chunks(reset)))).await;
     assert!(s.message().contains("carries a reset message"), "{s:?}");
     // A query before any setup.
     let client_role = protocol::roles::Client::new(
@@ -146,14 +159,14 @@ async fn hostile_requests_get_error_statuses() {
     )
     .unwrap();
     let q = client_role.query_message(&client_role.encrypt_query(&[0.0; 16]).unwrap());
-    let s = status_of(c.query(tokio_stream::iter(chunks(q))).await).await;
+    let s = status_of(c.query(tokio_stream::iter(chunks(q)))).await;
     assert_eq!(s.code(), tonic::Code::FailedPrecondition, "{s:?}");
     assert!(s.message().contains("query before setup"), "{s:?}");
 
     // A chunk stream that ends early.
     let mut parts = chunks(vec![0; 3000]);
     parts[0].data.truncate(100);
-    let s = status_of(c.shard(tokio_stream::iter(parts)).await).await;
+    let s = status_of(c.shard(tokio_stream::iter(parts))).await;
     assert!(s.message().contains("ended after 100 of 3000"), "{s:?}");
 }
 
@@ -165,7 +178,7 @@ async fn a_caller_with_another_cas_certificate_is_refused() {
     let e = match client(&f, &f.other).await {
         Err(e) => e,
         Ok(mut c) => {
-            let s = status_of(c.query(tokio_stream::iter(chunks(vec![1]))).await).await;
+            let s = status_of(c.query(tokio_stream::iter(chunks(vec![1])))).await;
             format!("{s:?}")
         }
     };
@@ -178,7 +191,7 @@ async fn a_caller_with_another_cas_certificate_is_refused() {
     // server, so refused by the cluster.
     let client_identity = TlsDir::open(&f.dir.path().join("ca"), Identity::Client).unwrap();
     let mut c = client(&f, &client_identity).await.unwrap();
-    let s = status_of(c.query(tokio_stream::iter(chunks(vec![1]))).await).await;
+    let s = status_of(c.query(tokio_stream::iter(chunks(vec![1])))).await;
     assert_eq!(s.code(), tonic::Code::PermissionDenied, "{s:?}");
 
     // A caller that trusts our CA but presents no certificate at all: the server
@@ -187,17 +200,17 @@ async fn a_caller_with_another_cas_certificate_is_refused() {
     let anonymous = tonic::transport::ClientTlsConfig::new()
         .ca_certificate(tonic::transport::Certificate::from_pem(ca))
         .domain_name("127.0.0.1");
-    let refused = match tonic::transport::Endpoint::from_shared(format!("https://{}", f.addr))
+    let refused = tonic::transport::Endpoint::from_shared(format!("https://{}", f.addr))
         .unwrap()
         .tls_config(anonymous)
         .unwrap()
-        .connect()
-        .await
-    {
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(10));
+    let refused = match within("anonymous connect", refused.connect()).await {
         Err(e) => deploy::remote::source_chain(&e),
         Ok(channel) => {
             let mut c = ClusterClient::new(channel);
-            let s = status_of(c.query(tokio_stream::iter(chunks(vec![1]))).await).await;
+            let s = status_of(c.query(tokio_stream::iter(chunks(vec![1])))).await;
             format!("{s:?}")
         }
     };
