@@ -7,6 +7,7 @@ use rayon::prelude::*;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// An engine for RNS polynomial arithmetic and the fused columnar evaluation.
 pub trait Backend: Send + Sync {
@@ -21,6 +22,17 @@ pub trait Backend: Send + Sync {
 
     /// Inverse NTT of every limb of every polynomial in `data`.
     fn inverse_ntt(&self, basis: &RnsBasis, data: &mut [u64]) -> Result<(), KernelError>;
+
+    /// Times whole-batch transforms of `data` (limb-major polynomials over `basis`, each
+    /// word below its limb's modulus) kept where this backend keeps its data — device
+    /// memory for a GPU, so no host↔device copy is inside the timing: `repeats` rounds of
+    /// one forward then one inverse transform of the batch; the best round of each.
+    fn time_resident_ntt(
+        &self,
+        basis: &RnsBasis,
+        data: &[u64],
+        repeats: usize,
+    ) -> Result<(Duration, Duration), KernelError>;
 
     /// Measured copy bandwidth of the memory the gallery lives in, in bytes moved (read
     /// plus written) per second: the ceiling a bandwidth-bound kernel is judged against.
@@ -70,13 +82,33 @@ impl Backend for CpuBackend {
         basis.inverse(data)
     }
 
+    fn time_resident_ntt(
+        &self,
+        basis: &RnsBasis,
+        data: &[u64],
+        repeats: usize,
+    ) -> Result<(Duration, Duration), KernelError> {
+        let mut batch = data.to_vec();
+        basis.count(&batch)?;
+        let (mut forward, mut inverse) = (Duration::MAX, Duration::MAX);
+        for _ in 0..repeats.max(1) {
+            let start = Instant::now();
+            basis.forward(&mut batch)?;
+            forward = forward.min(start.elapsed());
+            let start = Instant::now();
+            basis.inverse(&mut batch)?;
+            inverse = inverse.min(start.elapsed());
+        }
+        Ok((forward, inverse))
+    }
+
     fn copy_bandwidth(&self, bytes: usize) -> Result<f64, KernelError> {
         let words = (bytes / 8).max(1);
         let src = vec![1u64; words];
         let mut dst = vec![0u64; words];
         let mut best = f64::INFINITY;
         for _ in 0..3 {
-            let start = std::time::Instant::now();
+            let start = Instant::now();
             dst.par_chunks_mut(1 << 16)
                 .zip(src.par_chunks(1 << 16))
                 .for_each(|(d, s)| d.copy_from_slice(s));

@@ -1,5 +1,10 @@
 // touchstone kernels: the same integer steps as the CPU code in ntt.rs, convert.rs and
-// fused.rs, one thread per butterfly or coefficient. Compiled at run time with NVRTC.
+// fused.rs, one thread per butterfly or coefficient. Compiled at run time with NVRTC, and
+// in the tests as host C++ under gpu/emulate.h (which defines KERNEL and the CUDA names).
+// No kernel uses shared memory or __syncthreads: each thread's work is independent.
+#ifndef KERNEL
+#define KERNEL extern "C" __global__
+#endif
 typedef unsigned long long u64;
 typedef long long i64;
 
@@ -36,7 +41,7 @@ __device__ __forceinline__ void row_of(unsigned r, unsigned count, unsigned firs
 }
 
 // One forward Cooley–Tukey level with half-size h (Harvey butterflies, values < 4p).
-extern "C" __global__ void ntt_forward_level(u64* data, const u64* omegas, const u64* omegas_shoup,
+KERNEL void ntt_forward_level(u64* data, const u64* omegas, const u64* omegas_shoup,
                                              const u64* moduli, unsigned n, unsigned h,
                                              unsigned rows, unsigned count, unsigned first,
                                              unsigned stride) {
@@ -58,7 +63,7 @@ extern "C" __global__ void ntt_forward_level(u64* data, const u64* omegas, const
     }
 }
 
-extern "C" __global__ void ntt_forward_finish(u64* data, const u64* moduli, unsigned n,
+KERNEL void ntt_forward_finish(u64* data, const u64* moduli, unsigned n,
                                               unsigned rows, unsigned count, unsigned first,
                                               unsigned stride) {
     unsigned c = blockIdx.x * blockDim.x + threadIdx.x;
@@ -72,7 +77,7 @@ extern "C" __global__ void ntt_forward_finish(u64* data, const u64* moduli, unsi
 }
 
 // One inverse Gentleman–Sande level with half-size h (values < 2p).
-extern "C" __global__ void ntt_inverse_level(u64* data, const u64* zetas, const u64* zetas_shoup,
+KERNEL void ntt_inverse_level(u64* data, const u64* zetas, const u64* zetas_shoup,
                                              const u64* moduli, unsigned n, unsigned h,
                                              unsigned rows, unsigned count, unsigned first,
                                              unsigned stride) {
@@ -93,7 +98,7 @@ extern "C" __global__ void ntt_inverse_level(u64* data, const u64* zetas, const 
     }
 }
 
-extern "C" __global__ void ntt_inverse_finish(u64* data, const u64* moduli, const u64* n_inv,
+KERNEL void ntt_inverse_finish(u64* data, const u64* moduli, const u64* n_inv,
                                               const u64* n_inv_shoup, unsigned n, unsigned rows,
                                               unsigned count, unsigned first, unsigned stride) {
     unsigned c = blockIdx.x * blockDim.x + threadIdx.x;
@@ -106,7 +111,7 @@ extern "C" __global__ void ntt_inverse_finish(u64* data, const u64* moduli, cons
 }
 
 // Copies the Q limbs of `polys` polynomials over Q into polynomials over Q∪P.
-extern "C" __global__ void copy_q_limbs(const u64* src, u64* dst, unsigned n, unsigned lq,
+KERNEL void copy_q_limbs(const u64* src, u64* dst, unsigned n, unsigned lq,
                                         unsigned lqp, unsigned polys) {
     u64 i = (u64)blockIdx.x * blockDim.x + threadIdx.x;
     u64 per = (u64)lq * n;
@@ -158,7 +163,7 @@ __device__ u64 eval_target(const Radix& R, const u64* d, unsigned j, bool negati
 
 // Centred lift of coefficient-form Q limbs (polys over Q, `src`) into the P limbs of
 // polys over Q∪P (`dst`).
-extern "C" __global__ void lift(const u64* src, u64* dst, Radix R, unsigned n, unsigned lp,
+KERNEL void lift(const u64* src, u64* dst, Radix R, unsigned n, unsigned lp,
                                 unsigned polys) {
     u64 i = (u64)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= (u64)n * polys) return;
@@ -172,7 +177,7 @@ extern "C" __global__ void lift(const u64* src, u64* dst, Radix R, unsigned n, u
 }
 
 // Σⱼ wⱼ (Qⱼ − Gⱼ)⊗(Qⱼ − Gⱼ) for every group: thread = (coefficient, limb), grid.y = group.
-extern "C" __global__ void accumulate(const u64* query, const u64* gallery, u64* out,
+KERNEL void accumulate(const u64* query, const u64* gallery, u64* out,
                                       const u64* moduli, const u64* barrett_hi,
                                       const u64* barrett_lo, const u64* weights,
                                       const u64* weights_shoup, unsigned n, unsigned limbs,
@@ -224,7 +229,7 @@ __device__ void div_small(u64 t, u64 d, u64 carry, u64 q, u64* quot_out, u64* re
 }
 
 // Scale-and-round by t/Q from polys over Q∪P (coefficient form) to polys over Q.
-extern "C" __global__ void scale(const u64* src, u64* dst, Radix RQ, Radix RP, const u64* q_inv_p,
+KERNEL void scale(const u64* src, u64* dst, Radix RQ, Radix RP, const u64* q_inv_p,
                                  const u64* q_inv_p_shoup, const u64* t_q, const u64* t_q_shoup,
                                  u64 t, unsigned n, unsigned polys) {
     u64 i = (u64)blockIdx.x * blockDim.x + threadIdx.x;

@@ -6,6 +6,9 @@
 //! - [`convert`]: exact lift Q → P and scale-and-round Q∪P → Q (Garner mixed radix).
 //! - [`fused`]: the fused columnar distance for a gallery group.
 //! - [`backend`]: the [`Backend`] trait, the CPU engine and the run-time choice.
+//! - `gpu` (feature `cuda`, and the tests): the GPU engine over a device — CUDA
+//!   ([`cuda`]), or in the tests the CUDA source compiled for the host with an emulated
+//!   grid, compared with the CPU engine word for word.
 //!
 //! Invariant: every result here is exact integer arithmetic; the CPU and CUDA engines
 //! produce the same words.
@@ -17,6 +20,8 @@ pub mod convert;
 #[cfg(feature = "cuda")]
 pub mod cuda;
 pub mod fused;
+#[cfg(any(feature = "cuda", test))]
+mod gpu;
 pub mod ntt;
 pub mod rns;
 

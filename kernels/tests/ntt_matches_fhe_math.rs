@@ -96,3 +96,52 @@ fn cuda_transforms_equal_cpu_transforms_on_a_gpu() {
         assert!(gpu == input, "CUDA inverse NTT does not invert for n = {n}");
     }
 }
+
+/// The fused evaluation on the CUDA device must give the CPU engine's words (the same
+/// comparison the host-emulated kernels pass in every test run, here on real hardware,
+/// with a gallery of 70,000 group rows so grid.y is exceeded and the kernels' row loops
+/// run). Needs a GPU: ignored by default; a missing device fails it.
+#[test]
+#[ignore = "needs a CUDA GPU (run with --features cuda -- --ignored on a GPU machine)"]
+fn cuda_fused_evaluation_equals_the_cpu_on_a_gpu() {
+    let selected = kernels::select(kernels::BackendKind::Cuda);
+    if let Some(why) = &selected.fallback {
+        panic!("no CUDA device: {why}");
+    }
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(14);
+    let n = 8192;
+    let q = kernels::arith::ntt_primes(55, n, 2, &[]).unwrap();
+    let t = kernels::arith::ntt_primes(30, n, 1, &q).unwrap()[0];
+    let weights: Vec<i64> = (0..16)
+        .map(|j| if j % 3 == 0 { -(j + 90) } else { j + 100 })
+        .collect();
+    let plan = std::sync::Arc::new(kernels::FusedPlan::new(n, &q, t, &weights).unwrap());
+    let mut random = |polys: usize| -> Vec<u64> {
+        (0..polys * q.len() * n)
+            .map(|i| rng.random_range(0..q[(i / n) % q.len()]))
+            .collect()
+    };
+    // 2 groups for the word comparison (the CPU side is slow), then 7,000 groups (70,000
+    // accumulate rows across grid.y's 65,535) checked on two groups against the CPU.
+    let small: Vec<Vec<u64>> = (0..2).map(|_| random(2 * 16)).collect();
+    let query = random(2 * 16);
+    let cpu = CpuBackend.store_gallery(&plan, small.clone()).unwrap();
+    let want = cpu.evaluate(&query).unwrap();
+    let gpu = selected
+        .backend
+        .store_gallery(&plan, small.clone())
+        .unwrap();
+    assert!(
+        gpu.evaluate(&query).unwrap() == want,
+        "CUDA fused evaluation differs"
+    );
+    let mut many = small;
+    many.resize(7000, many[0].clone());
+    let gpu = selected.backend.store_gallery(&plan, many).unwrap();
+    let got = gpu.evaluate(&query).unwrap();
+    assert_eq!(got.len(), 7000);
+    assert!(
+        got[1] == want[1] && got[6999] == want[0],
+        "CUDA row loops differ"
+    );
+}
