@@ -46,8 +46,8 @@ enum Command {
     /// columnar engine — CUDA, or the CPU without a GPU — and report end-to-end time, NTT
     /// limbs/s and achieved gallery bandwidth, as JSON.
     GpuBench(gpu_bench_cmd::GpuBenchArgs),
-    /// List the built-in BFV parameter sets.
-    Params,
+    /// List the built-in BFV parameter sets; with --scheme, choose one for a model.
+    Params(params_cmd::ParamsArgs),
     /// Write a seeded synthetic fingerprint set (SOCOFing or PolyU layout) with a
     /// manifest, a contact sheet and a realism report.
     Synth(data_cmd::SynthArgs),
@@ -87,7 +87,7 @@ fn main() -> Result<()> {
         Command::Regress(args) => harness_cmd::regress(&args),
         Command::Match(args) => match_cmd::run(&args),
         Command::GpuBench(args) => gpu_bench_cmd::run(&args),
-        Command::Params => params_cmd::run(),
+        Command::Params(args) => params_cmd::run(&args),
         Command::Synth(args) => data_cmd::synth(&args),
         Command::Train(args) => train_cmd::train(&args),
         Command::Eval(args) => train_cmd::eval(&args),

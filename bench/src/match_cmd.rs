@@ -32,7 +32,9 @@ pub struct MatchArgs {
     /// and impostor pairs.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Parameter preset (see `touchstone params`); default: the scheme's own.
+    /// Parameter preset (see `touchstone params`), or `auto`: the cheapest secure preset
+    /// whose t holds this model's scores and whose noise budget keeps a 10-bit margin in
+    /// a trial match; default: the scheme's own.
     #[arg(long)]
     params: Option<String>,
     /// blindtouch: encrypt weights and mask as Blind-Touch did (ciphertext products).
@@ -90,9 +92,24 @@ pub fn run(args: &MatchArgs) -> Result<()> {
             weight_bits: args.weight_bits,
         })?,
     };
+    let chosen = match args.params.as_deref() {
+        Some("auto") => {
+            let layout = protocol::choose::layout_of(args.scheme, args.encrypted_weights)
+                .context("--params auto applies to the encrypted schemes (blindtouch, columnar)")?;
+            let choice = protocol::choose::choose(layout, &workload.quantized)
+                .context("choosing the parameter set (--params auto)")?;
+            println!("params auto: the cheapest set that holds this model");
+            for line in protocol::choose::describe(&choice.candidates) {
+                println!("  {line}");
+            }
+            Some(choice.spec)
+        }
+        Some(name) => Some(ParamSpec::preset(name)?),
+        None => None,
+    };
     let config = SchemeConfig {
         kind: args.scheme,
-        params: args.params.as_deref().map(ParamSpec::preset).transpose()?,
+        params: chosen,
         encrypted_weights: args.encrypted_weights,
         clusters: args.clusters,
         measure_noise: true,

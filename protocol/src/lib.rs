@@ -13,6 +13,7 @@
 //! [`quantize::integer_score`] bit for bit.
 #![warn(missing_docs)]
 
+pub mod choose;
 pub mod engine;
 pub mod error;
 pub mod evaluate;

@@ -90,6 +90,9 @@ impl ParamSpec {
             // Columnar: one tensor product per feature, no key switching; [55, 55] leaves
             // about 20 bits of budget with secret-key encryption.
             ParamSpec::new("col-8192", 8192, &[55, 55], Bits(30)),
+            // Columnar at N = 4096 (128-bit bound: log2 Q ≤ 109): half the work per query
+            // and per group of a col-8192 group, for galleries up to 4,096 users per group.
+            ParamSpec::new("col-4096", 4096, &[55, 54], Bits(30)),
             ParamSpec::new("col-16384", 16384, &[55, 55], Bits(30)),
         ]
     }

@@ -217,6 +217,21 @@ fn every_head_is_exact_on_every_layout_and_engine() {
             c
         }),
     ];
+    // col-4096 on both columnar engines: the smaller ring must hold every head too.
+    let configs: Vec<(&str, SchemeConfig)> = configs
+        .into_iter()
+        .flat_map(|(name, c)| {
+            let mut small = c.clone();
+            small.params = Some(ParamSpec::preset("col-4096").unwrap());
+            let columnar = c.kind == SchemeKind::Columnar;
+            let label = if name.ends_with("fhe") {
+                "columnar fhe col-4096"
+            } else {
+                "columnar fused cpu col-4096"
+            };
+            std::iter::once((name, c)).chain(columnar.then_some((label, small)))
+        })
+        .collect();
     for (head_name, head) in heads() {
         let set = dataset(513, 7, &head);
         let bound = reachable_bound(&set.quantized.weights);
@@ -324,21 +339,29 @@ fn plaintext_schemes_agree_with_their_definitions() {
 }
 
 /// The fused columnar engine (kernels crate) must decrypt to the plaintext integer scores
-/// around the 8192-user group boundary and for a 13-group gallery; None when the engine
-/// fell back (no device).
+/// around the group boundary of each columnar preset (N users per group) and for a
+/// gallery of 100,000 users (13 or 25 groups) split across clusters; None when the
+/// engine fell back (no device).
 fn check_fused(engine: ColumnarEngine) -> Option<()> {
+    check_fused_on(engine, "col-8192")?;
+    check_fused_on(engine, "col-4096")
+}
+
+fn check_fused_on(engine: ColumnarEngine, preset: &str) -> Option<()> {
     let head = committed_head();
-    let model = dataset(8192, 21, &head).quantized;
-    let client = Arc::new(
-        Client::new(
-            ParamSpec::preset("col-8192").unwrap().build().unwrap(),
-            Layout::Columnar,
-            model.clone(),
-        )
-        .unwrap(),
-    );
+    let params = ParamSpec::preset(preset).unwrap().build().unwrap();
+    let n = params.degree();
+    let model = dataset(n, 21, &head).quantized;
+    let client = Arc::new(Client::new(params, Layout::Columnar, model.clone()).unwrap());
     let mut extreme_seen = false;
-    for (users, clusters) in [(1, 1), (8191, 1), (8192, 3), (8193, 2), (100_000, 3)] {
+    for (users, clusters) in [
+        (1, 1),
+        (n - 1, 1),
+        (n, 3),
+        (n + 1, 2),
+        (2 * n + 1, 2),
+        (100_000, 3),
+    ] {
         let mut matcher =
             EncryptedMatcher::with_engine(client.clone(), clusters, true, engine).unwrap();
         if matcher.engine().fallback.is_some() {
@@ -348,7 +371,7 @@ fn check_fused(engine: ColumnarEngine) -> Option<()> {
         set.quantized = model.clone();
         let report = matcher.enrol(&set.gallery).unwrap();
         assert_eq!(report.engine, engine.name());
-        extreme_seen |= check_probes(&matcher, &set, &format!("{engine} users={users}"));
+        extreme_seen |= check_probes(&matcher, &set, &format!("{engine} {preset} users={users}"));
     }
     assert!(extreme_seen, "the extreme pair must reach the score bound");
     Some(())
