@@ -69,6 +69,22 @@ fn fused(c: &mut Criterion) {
     group.bench_function("extend query (32 polys)", |b| {
         b.iter(|| plan.extend_ntt(&query_q).unwrap())
     });
+    let acc = plan.accumulate(&query, &gallery);
+    group.bench_function("finish (inverse NTT, scale, forward NTT)", |b| {
+        b.iter(|| plan.finish(acc.clone()))
+    });
+    let mut coeffs = acc.clone();
+    plan.qp().inverse(&mut coeffs).unwrap();
+    let per = plan.qp().poly_len();
+    group.bench_function("scale only (3 polys)", |b| {
+        b.iter(|| {
+            let mut out = vec![0u64; plan.q().poly_len()];
+            for poly in coeffs.chunks_exact(per) {
+                plan.scaler().apply(poly, &mut out, n);
+            }
+            out
+        })
+    });
     group.finish();
 }
 

@@ -427,6 +427,38 @@ impl std::fmt::Display for RequestId {
 /// ciphertexts, or the compressed results.
 pub struct Ciphertexts;
 
+/// An encrypted query: each ciphertext already in fhe.rs's serialized form (the client's
+/// fast encryption writes that form directly; see `roles::query_encryption`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EncryptedQuery {
+    /// (feature or unit index, fhe.rs `Ciphertext::to_bytes`).
+    pub items: Vec<(usize, Vec<u8>)>,
+}
+
+impl EncryptedQuery {
+    /// fhe.rs ciphertexts, serialized.
+    pub fn from_ciphertexts(items: &[(usize, Ciphertext)]) -> Self {
+        Self {
+            items: items.iter().map(|(i, ct)| (*i, ct.to_bytes())).collect(),
+        }
+    }
+
+    /// Number of ciphertexts.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// True when there is none.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Keeps the first `len` ciphertexts (tests of malformed queries).
+    pub fn truncate(&mut self, len: usize) {
+        self.items.truncate(len);
+    }
+}
+
 impl Ciphertexts {
     /// Seals indexed ciphertexts with an extra number (a cluster's evaluation time in ns).
     pub fn encode(
@@ -440,6 +472,22 @@ impl Ciphertexts {
         w.u64(extra).u64(items.len() as u64);
         for (index, ct) in items {
             w.u64(*index as u64).ciphertext(ct);
+        }
+        by.seal(kind, params.fingerprint(), &w.finish())
+    }
+
+    /// As [`Ciphertexts::encode`], for ciphertexts already serialized (the same bytes).
+    pub fn encode_serialized(
+        kind: Artifact,
+        params: &Params,
+        by: Sealer,
+        extra: u64,
+        items: &[(usize, Vec<u8>)],
+    ) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.u64(extra).u64(items.len() as u64);
+        for (index, ct) in items {
+            w.u64(*index as u64).bytes(ct);
         }
         by.seal(kind, params.fingerprint(), &w.finish())
     }

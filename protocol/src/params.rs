@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 /// Error variance fhe.rs uses by default (centred binomial, variance 10).
-const VARIANCE: usize = 10;
+pub(crate) const VARIANCE: usize = 10;
 
 /// HomomorphicEncryption.org standard, 128-bit classical security, ternary secret
 /// (its most conservative column): N → the largest allowed log₂ of the whole modulus.

@@ -4,6 +4,7 @@
 mod client;
 mod cluster_server;
 mod main_server;
+pub mod query_encryption;
 
 pub use client::Client;
 pub use cluster_server::ClusterServer;

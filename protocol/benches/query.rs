@@ -1,0 +1,48 @@
+//! The client's query (columnar: one ciphertext per feature, 16 for the usual template):
+//! encryption, sealing into the query message, and the server's parsing of it — per
+//! preset. Run single-threaded to compare per core:
+//! `RAYON_NUM_THREADS=1 cargo bench -p protocol --bench query -- --quick`
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use protocol::messages::{Ciphertexts, Layout};
+use protocol::roles::Client;
+use protocol::wire::Artifact;
+use protocol::{ParamSpec, SyntheticSpec, Workload};
+
+fn query(c: &mut Criterion) {
+    let mut group = c.benchmark_group("query");
+    group.sample_size(20);
+    let set = Workload::synthetic(&SyntheticSpec::new(4, 1, 5)).unwrap();
+    let probe = set.probes[0].template.clone();
+    for preset in ["col-4096", "col-8192"] {
+        let params = ParamSpec::preset(preset).unwrap().build().unwrap();
+        let client = Client::new(params.clone(), Layout::Columnar, set.quantized.clone()).unwrap();
+        // Before: fhe.rs's encryption, then its serialization (what the message needs).
+        group.bench_function(
+            BenchmarkId::new("client fhe.rs encrypt + serialize (16 ct)", preset),
+            |b| {
+                b.iter(|| {
+                    let cts = client.encrypt_query_reference(&probe).unwrap();
+                    protocol::messages::EncryptedQuery::from_ciphertexts(&cts)
+                })
+            },
+        );
+        // After: the fast seeded encryption, which writes the serialized form directly.
+        group.bench_function(BenchmarkId::new("client encrypt (16 ct)", preset), |b| {
+            b.iter(|| client.encrypt_query(&probe).unwrap())
+        });
+        let query = client.encrypt_query(&probe).unwrap();
+        group.bench_function(BenchmarkId::new("client seal query message", preset), |b| {
+            b.iter(|| client.query_message(&query))
+        });
+        let bytes = client.query_message(&query);
+        group.bench_function(
+            BenchmarkId::new("server parse query message", preset),
+            |b| b.iter(|| Ciphertexts::decode(&bytes, Artifact::Query, &params, 2).unwrap()),
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, query);
+criterion_main!(benches);
