@@ -1,4 +1,5 @@
-//! NTT of one limb, touchstone's against fhe-math's, for every ring size the issue names,
+//! NTT of one limb, touchstone's (AVX-512 where the CPU has it, and the scalar path) against
+//! fhe-math's, for every ring size the issue names,
 //! and the fused group evaluation with the query already extended (what each further
 //! 8192 users cost a large gallery).
 //!
@@ -23,6 +24,10 @@ fn ntt(c: &mut Criterion) {
             let mut a = input.clone();
             b.iter(|| ours.forward(&mut a))
         });
+        group.bench_function(BenchmarkId::new("touchstone-scalar", n), |b| {
+            let mut a = input.clone();
+            b.iter(|| ours.forward_scalar(&mut a))
+        });
         group.bench_function(BenchmarkId::new("fhe-math", n), |b| {
             let mut a = input.clone();
             b.iter(|| theirs.forward(&mut a))
@@ -30,6 +35,10 @@ fn ntt(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("touchstone-inverse", n), |b| {
             let mut a = input.clone();
             b.iter(|| ours.inverse(&mut a))
+        });
+        group.bench_function(BenchmarkId::new("touchstone-inverse-scalar", n), |b| {
+            let mut a = input.clone();
+            b.iter(|| ours.inverse_scalar(&mut a))
         });
         group.bench_function(BenchmarkId::new("fhe-math-inverse", n), |b| {
             let mut a = input.clone();

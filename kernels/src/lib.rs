@@ -24,6 +24,7 @@ pub mod fused;
 mod gpu;
 pub mod ntt;
 pub mod rns;
+mod simd;
 
 pub use backend::{select, Backend, BackendKind, CpuBackend, Selected, StoredGallery};
 pub use fused::FusedPlan;

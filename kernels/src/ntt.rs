@@ -103,12 +103,38 @@ impl NttTable {
     }
 
     /// In-place forward transform of n coefficients below p; output bit-reversed, below p.
+    /// Runs the AVX-512 levels where the CPU has them (see [`crate::simd`]); the words
+    /// are the same as [`NttTable::forward_scalar`]'s.
     pub fn forward(&self, a: &mut [u64]) {
         assert_eq!(a.len(), self.n, "NTT input length");
+        #[cfg(target_arch = "x86_64")]
+        if self.n >= 16 && crate::simd::avx512() {
+            let p = self.p.value();
+            // SAFETY: AVX-512F and DQ are present (checked by `avx512`).
+            let k =
+                unsafe { crate::simd::forward_levels(a, &self.omegas, &self.omegas_shoup, p, 8) };
+            self.forward_levels(a, 4, k);
+            // SAFETY: as above; n is a multiple of 8.
+            unsafe { crate::simd::reduce_from_4p(a, p) };
+            return;
+        }
+        self.forward_scalar(a);
+    }
+
+    /// [`NttTable::forward`] in portable scalar code (what runs without AVX-512).
+    pub fn forward_scalar(&self, a: &mut [u64]) {
+        assert_eq!(a.len(), self.n, "NTT input length");
+        self.forward_levels(a, self.n >> 1, 1);
         let p = self.p.value();
         let two_p = 2 * p;
-        let mut half = self.n >> 1;
-        let mut k = 1;
+        for x in a.iter_mut() {
+            *x = reduce_once(reduce_once(*x, two_p), p);
+        }
+    }
+
+    /// Forward levels from half-size `half` down to 1, starting at twiddle `k`.
+    fn forward_levels(&self, a: &mut [u64], mut half: usize, mut k: usize) {
+        let two_p = 2 * self.p.value();
         while half > 0 {
             for chunk in a.chunks_exact_mut(2 * half) {
                 let (w, w_shoup) = (self.omegas[k], self.omegas_shoup[k]);
@@ -124,18 +150,43 @@ impl NttTable {
             }
             half >>= 1;
         }
+    }
+
+    /// In-place inverse of [`NttTable::forward`]; input below 2p, output below p. Runs
+    /// the AVX-512 levels where the CPU has them, with the same words as
+    /// [`NttTable::inverse_scalar`].
+    pub fn inverse(&self, a: &mut [u64]) {
+        assert_eq!(a.len(), self.n, "NTT input length");
+        #[cfg(target_arch = "x86_64")]
+        if self.n >= 16 && crate::simd::avx512() {
+            let p = self.p.value();
+            let k = self.inverse_levels(a, 8);
+            // SAFETY: AVX-512F and DQ are present (checked by `avx512`); n is a multiple
+            // of 8.
+            unsafe {
+                crate::simd::inverse_levels(a, &self.zetas_inv, &self.zetas_inv_shoup, p, 8, k);
+                crate::simd::scale(a, self.n_inv, self.n_inv_shoup, p);
+            }
+            return;
+        }
+        self.inverse_scalar(a);
+    }
+
+    /// [`NttTable::inverse`] in portable scalar code (what runs without AVX-512).
+    pub fn inverse_scalar(&self, a: &mut [u64]) {
+        assert_eq!(a.len(), self.n, "NTT input length");
+        self.inverse_levels(a, self.n);
         for x in a.iter_mut() {
-            *x = reduce_once(reduce_once(*x, two_p), p);
+            *x = self.p.mul_shoup(*x, self.n_inv, self.n_inv_shoup);
         }
     }
 
-    /// In-place inverse of [`NttTable::forward`]; input below 2p, output below p.
-    pub fn inverse(&self, a: &mut [u64]) {
-        assert_eq!(a.len(), self.n, "NTT input length");
+    /// Inverse levels from half-size 1 while below `end_half`; the next twiddle index.
+    fn inverse_levels(&self, a: &mut [u64], end_half: usize) -> usize {
         let two_p = 2 * self.p.value();
         let mut half = 1;
         let mut k = 0;
-        while half < self.n {
+        while half < end_half.min(self.n) {
             for chunk in a.chunks_exact_mut(2 * half) {
                 let (z, z_shoup) = (self.zetas_inv[k], self.zetas_inv_shoup[k]);
                 k += 1;
@@ -148,9 +199,7 @@ impl NttTable {
             }
             half <<= 1;
         }
-        for x in a.iter_mut() {
-            *x = self.p.mul_shoup(*x, self.n_inv, self.n_inv_shoup);
-        }
+        k
     }
 }
 
@@ -202,6 +251,39 @@ mod tests {
         let mut c: Vec<u64> = fa.iter().zip(&fb).map(|(x, y)| m.mul(*x, *y)).collect();
         table.inverse(&mut c);
         assert_eq!(c, expected);
+    }
+
+    /// The AVX-512 levels give the scalar code's words, forward and inverse, for every
+    /// size and for primes from 20 to 62 bits (inputs below p, and lazily up to 2p for the
+    /// inverse, as the fused engine hands it).
+    #[test]
+    fn simd_and_scalar_transforms_give_the_same_words() {
+        if !crate::simd::avx512() {
+            eprintln!("skipped: this CPU has no AVX-512F/DQ (the scalar path is the only one)");
+            return;
+        }
+        use rand::Rng;
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        for n in [16usize, 32, 64, 1024, 4096, 8192, 16384] {
+            for bits in [20u32, 40, 55, 60, 62] {
+                let Some(primes) = crate::arith::ntt_primes(bits, n, 2, &[]) else {
+                    continue;
+                };
+                for p in primes {
+                    let table = NttTable::new(p, n).unwrap();
+                    let input: Vec<u64> = (0..n).map(|_| rng.random_range(0..p)).collect();
+                    let (mut fast, mut slow) = (input.clone(), input.clone());
+                    table.forward(&mut fast);
+                    table.forward_scalar(&mut slow);
+                    assert_eq!(fast, slow, "forward n={n} p={p}");
+                    let lazy: Vec<u64> = (0..n).map(|_| rng.random_range(0..2 * p)).collect();
+                    let (mut fast, mut slow) = (lazy.clone(), lazy.clone());
+                    table.inverse(&mut fast);
+                    table.inverse_scalar(&mut slow);
+                    assert_eq!(fast, slow, "inverse n={n} p={p}");
+                }
+            }
+        }
     }
 
     #[test]
