@@ -8,6 +8,7 @@ use crate::params::Params;
 use fhe::bfv::{BfvParameters, Ciphertext};
 use fhe_math::rq::{traits::TryConvertFrom, Context, Poly, Representation};
 use kernels::{Backend, FusedPlan, StoredGallery};
+use rayon::prelude::*;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -126,11 +127,59 @@ impl FusedColumnar {
     ) -> Result<Vec<(usize, Ciphertext)>> {
         let cts: Vec<&Ciphertext> = query.iter().map(|(_, ct)| ct).collect();
         let words = self.words(&cts, "query")?;
+        self.evaluate_words(shard, &words)
+    }
+
+    /// The query's words (both components of every ciphertext, NTT form over Q) read
+    /// straight from its serialized ciphertexts. The seeded fresh ciphertexts clients send
+    /// skip fhe.rs's objects: c₀ is unpacked and transformed with the kernels' NTT (fhe.rs
+    /// would transform it with fhe-math's, to the same words), c₁ is drawn from its seed by
+    /// fhe-math's own sampler. Any other shape goes through fhe.rs's decoder and checks.
+    pub fn query_words(&self, items: &[(usize, &[u8])]) -> Result<Vec<u64>> {
+        let n = self.plan.degree();
+        let q = self.plan.q();
+        let moduli = q.primes();
+        let parts = items
+            .par_iter()
+            .enumerate()
+            .map(|(j, (_, bytes))| {
+                let what = format!("ciphertext {j}");
+                match crate::rq_wire::read_seeded(bytes, &moduli, n, &what)? {
+                    Some(seeded) => {
+                        let mut words = seeded.c0;
+                        q.forward(&mut words)?;
+                        let a = Poly::random_from_seed(&self.ctx, Representation::Ntt, seeded.seed);
+                        words.extend(a.coefficients().iter());
+                        Ok(words)
+                    }
+                    None => {
+                        let ct = crate::wire::decode_ciphertext(
+                            "query",
+                            &what,
+                            bytes,
+                            &self.par,
+                            Some(2),
+                        )?;
+                        self.words(&[&ct], "query")
+                    }
+                }
+            })
+            .collect::<Result<Vec<Vec<u64>>>>()?;
+        Ok(parts.concat())
+    }
+
+    /// One result ciphertext (3 components) per stored group, for query words from
+    /// [`FusedColumnar::query_words`].
+    pub fn evaluate_words(
+        &self,
+        shard: &StoredShard,
+        words: &[u64],
+    ) -> Result<Vec<(usize, Ciphertext)>> {
         let n = self.plan.degree();
         let limbs = self.plan.q().limbs();
         let mut out = Vec::new();
         for (gallery, groups) in &shard.parts {
-            let results = gallery.evaluate(&words)?;
+            let results = gallery.evaluate(words)?;
             for (&group, words) in groups.iter().zip(results) {
                 let polys = words
                     .chunks_exact(limbs * n)
@@ -182,5 +231,93 @@ impl FusedColumnar {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::messages::{Ciphertexts, EncryptedQuery, Layout};
+    use crate::roles::Client;
+    use crate::wire::Artifact;
+    use crate::{ParamSpec, SyntheticSpec, Workload};
+
+    /// The words read straight from the wire equal those of fhe.rs's decoding, for the
+    /// fast encryption's seeded ciphertexts and for fhe.rs's own.
+    #[test]
+    fn query_words_from_the_wire_equal_fhe_rs_decoding() {
+        let set = Workload::synthetic(&SyntheticSpec::new(2, 1, 4)).unwrap();
+        for preset in ["col-4096", "col-8192"] {
+            let params = ParamSpec::preset(preset).unwrap().build().unwrap();
+            let client =
+                Client::new(params.clone(), Layout::Columnar, set.quantized.clone()).unwrap();
+            let engine = FusedColumnar::new(
+                &params,
+                &set.quantized.weights,
+                Arc::new(kernels::CpuBackend),
+            )
+            .unwrap();
+            let probe = &set.probes[0].template;
+            let fast = client.encrypt_query(probe).unwrap();
+            let reference =
+                EncryptedQuery::from_ciphertexts(&client.encrypt_query_reference(probe).unwrap());
+            for query in [fast, reference] {
+                let bytes = client.query_message(&query);
+                let (_, raw) =
+                    Ciphertexts::decode_serialized(&bytes, Artifact::Query, &params).unwrap();
+                let (_, decoded) =
+                    Ciphertexts::decode(&bytes, Artifact::Query, &params, 2).unwrap();
+                let cts: Vec<&Ciphertext> = decoded.iter().map(|(_, c)| c).collect();
+                assert_eq!(
+                    engine.query_words(&raw).unwrap(),
+                    engine.words(&cts, "query").unwrap(),
+                    "{preset}"
+                );
+            }
+        }
+    }
+
+    /// Hostile seeded ciphertexts are refused with what is wrong, never decoded.
+    #[test]
+    fn malformed_seeded_ciphertexts_are_refused_naming_the_fault() {
+        use crate::rq_wire::RqWire;
+        use prost::Message;
+        let set = Workload::synthetic(&SyntheticSpec::new(2, 1, 4)).unwrap();
+        let params = ParamSpec::preset("col-4096").unwrap().build().unwrap();
+        let client = Client::new(params.clone(), Layout::Columnar, set.quantized.clone()).unwrap();
+        let engine = FusedColumnar::new(
+            &params,
+            &set.quantized.weights,
+            Arc::new(kernels::CpuBackend),
+        )
+        .unwrap();
+        let good = client.encrypt_query(&set.probes[0].template).unwrap().items[0]
+            .1
+            .clone();
+        let proto = fhe::proto::bfv::Ciphertext::decode(good.as_slice()).unwrap();
+        let rq = RqWire::decode(proto.c[0].as_slice()).unwrap();
+        let with = |f: &dyn Fn(&mut fhe::proto::bfv::Ciphertext, &mut RqWire)| {
+            let (mut ct, mut rq) = (proto.clone(), rq.clone());
+            f(&mut ct, &mut rq);
+            ct.c = vec![rq.encode_to_vec()];
+            let bytes = ct.encode_to_vec();
+            engine
+                .query_words(&[(0, bytes.as_slice())])
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(with(&|_, r| r.representation = 1).contains("representation 1"));
+        assert!(with(&|_, r| r.degree = 8192).contains("degree 8192"));
+        assert!(with(&|_, r| {
+            r.coefficients.pop();
+        })
+        .contains("coefficient bytes"));
+        assert!(with(&|_, r| r.coefficients[..8].fill(0xff)).contains("not reduced"));
+        assert!(with(&|c, _| c.level = 1).contains("level 1"));
+        assert!(with(&|c, _| c.seed.truncate(31)).contains("31 bytes"));
+        let garbage = engine
+            .query_words(&[(0, &b"\xff\xff\xff"[..])])
+            .unwrap_err();
+        assert!(garbage.to_string().contains("ciphertext 0"), "{garbage}");
     }
 }

@@ -26,6 +26,7 @@ pub mod outcome;
 pub mod params;
 pub mod quantize;
 pub mod roles;
+pub mod rq_wire;
 pub mod scheme;
 pub mod synthetic;
 pub mod transport;

@@ -499,6 +499,32 @@ impl Ciphertexts {
         params: &Params,
         components: usize,
     ) -> Result<(u64, Vec<(usize, Ciphertext)>)> {
+        let (extra, raw) = Self::decode_serialized(bytes, kind, params)?;
+        let items = raw
+            .into_iter()
+            .map(|(index, ct)| {
+                Ok((
+                    index,
+                    wire::decode_ciphertext(
+                        kind.name(),
+                        "ciphertext",
+                        ct,
+                        params.bfv(),
+                        Some(components),
+                    )?,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok((extra, items))
+    }
+
+    /// Opens the envelope and splits it into indexed serialized ciphertexts, without
+    /// decoding them (the fused engine reads the query's straight into kernel words).
+    pub fn decode_serialized<'a>(
+        bytes: &'a [u8],
+        kind: Artifact,
+        params: &Params,
+    ) -> Result<(u64, Vec<(usize, &'a [u8])>)> {
         let payload = wire::open(bytes, kind, params.fingerprint())?;
         let mut r = Reader::new(kind.name(), payload);
         let extra = r.u64("header")?;
@@ -506,10 +532,7 @@ impl Ciphertexts {
         let mut items = Vec::with_capacity(n.min(1 << 16));
         for _ in 0..n {
             let index = r.count("ciphertext index", MAX_ITEMS)?;
-            items.push((
-                index,
-                r.ciphertext("ciphertext", params.bfv(), Some(components))?,
-            ));
+            items.push((index, r.bytes("ciphertext")?));
         }
         r.finish()?;
         Ok((extra, items))

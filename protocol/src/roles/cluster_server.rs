@@ -266,11 +266,37 @@ impl ClusterServer {
         let (Some(id), Some(evaluator)) = (state.deployment, state.evaluator.as_ref()) else {
             return Err(ProtocolError::state(ROLE, "query before setup"));
         };
-        let (_, query) = Ciphertexts::decode(request, Artifact::Query, &self.params, 2)?;
+        let (_, raw) = Ciphertexts::decode_serialized(request, Artifact::Query, &self.params)?;
         wire::check_owner(request, Artifact::Query, id)?;
         let start = Instant::now();
+        let decode = || {
+            raw.iter()
+                .map(|&(index, ct)| {
+                    let ct = wire::decode_ciphertext(
+                        "query",
+                        "ciphertext",
+                        ct,
+                        self.params.bfv(),
+                        Some(2),
+                    )?;
+                    Ok((index, ct))
+                })
+                .collect::<Result<Vec<_>>>()
+        };
         let results = match evaluator {
+            Evaluator::Fused(f) => {
+                // Straight into kernel words: no fhe.rs objects for the query (see
+                // FusedColumnar::query_words).
+                let indexes: Vec<usize> = raw.iter().map(|(i, _)| *i).collect();
+                check_columnar_indexes(&indexes, f.features())?;
+                let words = f.query_words(&raw)?;
+                match &state.stored {
+                    Some(shard) => f.evaluate_words(shard, &words)?,
+                    None => Vec::new(),
+                }
+            }
             Evaluator::BlindTouch(e) => {
+                let query = decode()?;
                 let [(_, q)] = query.as_slice() else {
                     return Err(ProtocolError::wire(
                         "query",
@@ -286,14 +312,8 @@ impl ClusterServer {
                     .map(|(id, r)| Ok((id.group, e.evaluate(q, r, id.group)?)))
                     .collect::<Result<Vec<_>>>()?
             }
-            Evaluator::Fused(f) => {
-                check_columnar_query(&query, f.features())?;
-                match &state.stored {
-                    Some(shard) => f.evaluate(shard, &query)?,
-                    None => Vec::new(),
-                }
-            }
             Evaluator::Columnar(e) => {
+                let query = decode()?;
                 check_columnar_query(&query, e.features())?;
                 let terms = state
                     .units
@@ -310,19 +330,29 @@ impl ClusterServer {
                     .collect()
             }
         };
+        Ok(self.result_message(id, start, &results))
+    }
+
+    /// The sealed cluster result, with the evaluation time since `start`.
+    fn result_message(&self, id: u64, start: Instant, results: &[(usize, Ciphertext)]) -> Vec<u8> {
         let nanos = start.elapsed().as_nanos() as u64;
-        Ok(Ciphertexts::encode(
+        Ciphertexts::encode(
             Artifact::ClusterResult,
             &self.params,
             Sealer::Server(id),
             nanos,
-            &results,
-        ))
+            results,
+        )
     }
 }
 
 fn check_columnar_query(query: &[(usize, Ciphertext)], features: usize) -> Result<()> {
-    let complete = query.len() == features && query.iter().enumerate().all(|(j, (i, _))| *i == j);
+    let indexes: Vec<usize> = query.iter().map(|(i, _)| *i).collect();
+    check_columnar_indexes(&indexes, features)
+}
+
+fn check_columnar_indexes(indexes: &[usize], features: usize) -> Result<()> {
+    let complete = indexes.len() == features && indexes.iter().enumerate().all(|(j, i)| *i == j);
     if complete {
         Ok(())
     } else {

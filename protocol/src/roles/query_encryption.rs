@@ -13,6 +13,7 @@
 
 use crate::error::{ProtocolError, Result};
 use crate::params::{Params, VARIANCE};
+use crate::rq_wire::{packed_bits, RqWire, NTT};
 use fhe::bfv::SecretKey;
 use fhe_math::rq::{Context, Poly, Representation};
 use fhe_traits::Serialize;
@@ -22,23 +23,6 @@ use prost::Message;
 use rand::{CryptoRng, Rng, RngCore};
 use std::sync::Arc;
 use zeroize::Zeroizing;
-
-/// fhe-math's `Rq` message (rq.proto), field for field.
-#[derive(Clone, PartialEq, prost::Message)]
-struct RqWire {
-    /// 1 = power basis, 2 = NTT, 3 = NTT with Shoup quotients.
-    #[prost(int32, tag = "1")]
-    representation: i32,
-    #[prost(uint32, tag = "2")]
-    degree: u32,
-    /// Power-basis coefficients, limb after limb, each packed to its modulus' bit size.
-    #[prost(bytes = "vec", tag = "3")]
-    coefficients: Vec<u8>,
-    #[prost(bool, tag = "4")]
-    allow_variable_time: bool,
-}
-
-const NTT: i32 = 2;
 
 /// Encrypts constant plaintexts under one secret key at level 0 of one parameter set.
 pub struct QueryEncryptor {
@@ -146,8 +130,7 @@ impl QueryEncryptor {
                 *x = m.sub(m.from_i64(ei), *x);
             }
             limb[0] = m.add(limb[0], m.mul(m.reduce(scaled), self.delta[i]));
-            let bits = 64 - (m.value() - 1).leading_zeros() as usize;
-            packed.extend(fhe_util::transcode_to_bytes(limb, bits));
+            packed.extend(fhe_util::transcode_to_bytes(limb, packed_bits(m.value())));
         }
         let rq = RqWire {
             representation: NTT,
