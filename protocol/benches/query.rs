@@ -37,9 +37,10 @@ fn query(c: &mut Criterion) {
         });
         let bytes = client.query_message(&query);
         // Before: fhe.rs decodes every ciphertext (then the fused engine takes its words).
-        group.bench_function(BenchmarkId::new("server parse query message", preset), |b| {
-            b.iter(|| Ciphertexts::decode(&bytes, Artifact::Query, &params, 2).unwrap())
-        });
+        group.bench_function(
+            BenchmarkId::new("server parse query message", preset),
+            |b| b.iter(|| Ciphertexts::decode(&bytes, Artifact::Query, &params, 2).unwrap()),
+        );
         // After: the fused engine reads the seeded ciphertexts straight into its words.
         let engine = protocol::fused::FusedColumnar::new(
             &params,
@@ -47,13 +48,16 @@ fn query(c: &mut Criterion) {
             std::sync::Arc::new(kernels::CpuBackend),
         )
         .unwrap();
-        group.bench_function(BenchmarkId::new("server query words from the wire", preset), |b| {
-            b.iter(|| {
-                let (_, raw) =
-                    Ciphertexts::decode_serialized(&bytes, Artifact::Query, &params).unwrap();
-                engine.query_words(&raw).unwrap()
-            })
-        });
+        group.bench_function(
+            BenchmarkId::new("server query words from the wire", preset),
+            |b| {
+                b.iter(|| {
+                    let (_, raw) =
+                        Ciphertexts::decode_serialized(&bytes, Artifact::Query, &params).unwrap();
+                    engine.query_words(&raw).unwrap()
+                })
+            },
+        );
     }
     group.finish();
 }

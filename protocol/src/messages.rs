@@ -423,6 +423,9 @@ impl std::fmt::Display for RequestId {
     }
 }
 
+/// Indexed serialized ciphertexts, borrowed from a message.
+pub type SerializedItems<'a> = Vec<(usize, &'a [u8])>;
+
 /// A list of indexed ciphertexts: the query (index = feature), a cluster's evaluated
 /// ciphertexts, or the compressed results.
 pub struct Ciphertexts;
@@ -524,7 +527,7 @@ impl Ciphertexts {
         bytes: &'a [u8],
         kind: Artifact,
         params: &Params,
-    ) -> Result<(u64, Vec<(usize, &'a [u8])>)> {
+    ) -> Result<(u64, SerializedItems<'a>)> {
         let payload = wire::open(bytes, kind, params.fingerprint())?;
         let mut r = Reader::new(kind.name(), payload);
         let extra = r.u64("header")?;
