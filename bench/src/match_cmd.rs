@@ -3,7 +3,7 @@
 //! an exactness check of every decrypted score against the plaintext integer score.
 
 use crate::format::{accuracy_table, bytes, duration, median, Table};
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
 use protocol::transport::Fault;
 use protocol::{
@@ -43,6 +43,10 @@ pub struct MatchArgs {
     /// columnar: evaluation engine — fhe (fhe.rs per operation), cpu or cuda (fused kernel).
     #[arg(long, default_value = "cpu")]
     engine: ColumnarEngine,
+    /// columnar on cpu/cuda: `extended` has the client extend its query to the fused
+    /// engine's basis (about 10× the upload, no extension on the servers).
+    #[arg(long, default_value = "ciphertexts")]
+    query_form: protocol::messages::QueryForm,
     /// Template length (synthetic templates; default 16).
     #[arg(long, conflicts_with = "model")]
     features: Option<usize>,
@@ -92,6 +96,11 @@ pub fn run(args: &MatchArgs) -> Result<()> {
             weight_bits: args.weight_bits,
         })?,
     };
+    if args.query_form == protocol::messages::QueryForm::Extended
+        && (args.scheme != SchemeKind::Columnar || args.engine == ColumnarEngine::Fhe)
+    {
+        bail!("--query-form extended needs --scheme columnar on a fused engine (--engine cpu or cuda)");
+    }
     let chosen = match args.params.as_deref() {
         Some("auto") => {
             let layout = protocol::choose::layout_of(args.scheme, args.encrypted_weights)
@@ -115,6 +124,7 @@ pub fn run(args: &MatchArgs) -> Result<()> {
         measure_noise: true,
         engine: args.engine,
         fault: args.inject_fault.then_some(Fault::ShiftFirstResult),
+        query_form: args.query_form,
     };
     let spec = config.param_spec()?;
     let params = spec.as_ref().map(|s| s.build()).transpose()?;

@@ -65,7 +65,7 @@ impl ClusterNode {
     /// Handles one request and stores what it changed, under the store's lock.
     pub fn handle(&self, request: &[u8]) -> Result<Vec<u8>> {
         let kind = wire::peek(request)?;
-        if kind == Artifact::Query {
+        if matches!(kind, Artifact::Query | Artifact::QueryExtended) {
             return Ok(self.server.handle(request)?);
         }
         let mut store = self.store.lock().unwrap_or_else(|p| p.into_inner());

@@ -115,7 +115,8 @@ impl Transport for GrpcTransport {
         let kind = wire::peek(request)?;
         // A cluster's answer to a query holds one evaluated ciphertext per unit it
         // holds (hundreds of MB for a large blindtouch shard): bounded by the bulk limit.
-        let (deadline, limit) = if kind == Artifact::Query {
+        let query = matches!(kind, Artifact::Query | Artifact::QueryExtended);
+        let (deadline, limit) = if query {
             (self.deadlines.query, self.limits.bulk)
         } else {
             (self.deadlines.bulk, self.limits.bulk)
@@ -133,7 +134,7 @@ impl Transport for GrpcTransport {
                     Artifact::Setup => client.setup(stream).await,
                     Artifact::Shard => client.shard(stream).await,
                     Artifact::ShardUpdate => client.update(stream).await,
-                    Artifact::Query => client.query(stream).await,
+                    Artifact::Query | Artifact::QueryExtended => client.query(stream).await,
                     Artifact::Reset => client.reset(stream).await,
                     other => {
                         return Err(format!("cannot carry a {} message", other.name()));

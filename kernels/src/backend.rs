@@ -59,6 +59,10 @@ pub trait StoredGallery: Send + Sync {
     /// Scores every group against one query (`plan.unextended_len()` words over Q in NTT
     /// form): per group, the 3 result polynomials over Q in NTT form.
     fn evaluate(&self, query: &[u64]) -> Result<Vec<Vec<u64>>, KernelError>;
+
+    /// As [`StoredGallery::evaluate`], for a query already extended to Q∪P (NTT form,
+    /// `plan.extended_len()` words, e.g. by [`FusedPlan::extend_ntt`]): no extension here.
+    fn evaluate_extended(&self, query: &[u64]) -> Result<Vec<Vec<u64>>, KernelError>;
 }
 
 /// The CPU engine: rayon across groups, polynomials and limbs.
@@ -152,10 +156,15 @@ impl StoredGallery for CpuGallery {
     fn evaluate(&self, query: &[u64]) -> Result<Vec<Vec<u64>>, KernelError> {
         self.plan.check_unextended(query, "query")?;
         let query = self.plan.extend_ntt(query)?;
+        self.evaluate_extended(&query)
+    }
+
+    fn evaluate_extended(&self, query: &[u64]) -> Result<Vec<Vec<u64>>, KernelError> {
+        self.plan.check_extended(query, "extended query")?;
         Ok(self
             .groups
             .par_iter()
-            .map(|group| self.plan.evaluate_group(&query, group))
+            .map(|group| self.plan.evaluate_group(query, group))
             .collect())
     }
 }

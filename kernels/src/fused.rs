@@ -53,6 +53,30 @@ impl FusedPlan {
     /// plaintext modulus t and the signed integer weights. P is the smallest set of
     /// primes of [`EXTENSION_PRIME_BITS`] bits (distinct from Q) that makes the accumulation exact for these weights.
     pub fn new(n: usize, q: &[u64], t: u64, weights: &[i64]) -> Result<Self, KernelError> {
+        Self::build(n, q, t, weights, None)
+    }
+
+    /// A plan with other weights over this plan's bases (same P): for a shard holding only
+    /// some features, whose zeroed weights need no more room than the full set's. A query
+    /// extended once for the full plan then serves every such plan. The weights must be
+    /// no larger than P allows (checked).
+    pub fn with_weights(&self, weights: &[i64]) -> Result<Self, KernelError> {
+        Self::build(
+            self.degree(),
+            &self.q.primes(),
+            self.t,
+            weights,
+            Some(&self.p.primes()),
+        )
+    }
+
+    fn build(
+        n: usize,
+        q: &[u64],
+        t: u64,
+        weights: &[i64],
+        extension: Option<&[u64]>,
+    ) -> Result<Self, KernelError> {
         if n < 64 || !n.is_power_of_two() {
             return Err(KernelError::Shape(format!(
                 "the fused kernel works on degrees ≥ 64 that are powers of two, not {n}"
@@ -77,12 +101,22 @@ impl FusedPlan {
         let needed = extension_bits(log2_q, n, weights.len(), max_weight);
         // Each prime of EXTENSION_PRIME_BITS bits exceeds 2^(bits − 1).
         let count = (needed / (EXTENSION_PRIME_BITS - 1) as f64).ceil() as usize;
-        let p_primes =
-            crate::arith::ntt_primes(EXTENSION_PRIME_BITS, n, count, q).ok_or_else(|| {
-                KernelError::Shape(format!(
-                    "not enough NTT primes of the extension size for degree {n}"
-                ))
-            })?;
+        let p_primes = match extension {
+            Some(p) if p.len() >= count => p.to_vec(),
+            Some(p) => {
+                return Err(KernelError::Shape(format!(
+                    "these weights need {count} extension primes, the plan has {}",
+                    p.len()
+                )))
+            }
+            None => {
+                crate::arith::ntt_primes(EXTENSION_PRIME_BITS, n, count, q).ok_or_else(|| {
+                    KernelError::Shape(format!(
+                        "not enough NTT primes of the extension size for degree {n}"
+                    ))
+                })?
+            }
+        };
         let all: Vec<u64> = q.iter().chain(&p_primes).copied().collect();
         let qp = RnsBasis::new(n, &all)?;
         let weight_consts = qp
@@ -185,6 +219,27 @@ impl FusedPlan {
             )));
         }
         Ok(())
+    }
+
+    /// Checks that `data` is one query or group over Q∪P.
+    pub fn check_extended(&self, data: &[u64], what: &str) -> Result<(), KernelError> {
+        if data.len() != self.extended_len() {
+            return Err(KernelError::Shape(format!(
+                "{what}: {} words, expected {} ciphertexts × 2 polynomials × {} limbs × {} (over Q∪P)",
+                data.len(),
+                self.features(),
+                self.qp.limbs(),
+                self.degree()
+            )));
+        }
+        Ok(())
+    }
+
+    /// True when `other` has this plan's bases (a query extended for one serves both).
+    pub fn same_bases(&self, other: &FusedPlan) -> bool {
+        self.degree() == other.degree()
+            && self.qp.primes() == other.qp.primes()
+            && self.q.limbs() == other.q.limbs()
     }
 
     /// Checks that every gallery group is one group over Q.

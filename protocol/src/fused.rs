@@ -20,6 +20,41 @@ pub struct FusedColumnar {
     ctx: Arc<Context>,
 }
 
+/// The words of a query's seeded ciphertexts (both components, NTT form over Q, one
+/// ciphertext after the other), read straight from their serialized form — see
+/// [`FusedColumnar::query_words`]. The client uses it too, to extend its query itself.
+pub fn seeded_query_words(
+    items: &[(usize, &[u8])],
+    plan: &FusedPlan,
+    ctx: &Arc<Context>,
+    par: &Arc<BfvParameters>,
+) -> Result<Vec<u64>> {
+    let n = plan.degree();
+    let q = plan.q();
+    let moduli = q.primes();
+    let parts = items
+        .par_iter()
+        .enumerate()
+        .map(|(j, (_, bytes))| {
+            let what = format!("ciphertext {j}");
+            match crate::rq_wire::read_seeded(bytes, &moduli, n, &what)? {
+                Some(seeded) => {
+                    let mut words = seeded.c0;
+                    q.forward(&mut words)?;
+                    let a = Poly::random_from_seed(ctx, Representation::Ntt, seeded.seed);
+                    words.extend(a.coefficients().iter());
+                    Ok(words)
+                }
+                None => {
+                    let ct = crate::wire::decode_ciphertext("query", &what, bytes, par, Some(2))?;
+                    ciphertext_words(&[&ct], n, q.limbs(), "query")
+                }
+            }
+        })
+        .collect::<Result<Vec<Vec<u64>>>>()?;
+    Ok(parts.concat())
+}
+
 /// A shard held by the backend. The main server splits the gallery by ciphertext, so a
 /// cluster may hold only some features of a group (then it returns that group's partial
 /// sum, as the per-operation engine does): groups are stored by which features they hold,
@@ -105,13 +140,8 @@ impl FusedColumnar {
                         .zip(&mask)
                         .map(|(&w, &present)| if present { w } else { 0 })
                         .collect();
-                    let par = &self.par;
-                    Arc::new(FusedPlan::new(
-                        par.degree(),
-                        par.moduli(),
-                        par.plaintext(),
-                        &weights,
-                    )?)
+                    // Same bases as the full plan, so one extended query serves all.
+                    Arc::new(self.plan.with_weights(&weights)?)
                 };
                 Ok((self.backend.store_gallery(&plan, data)?, groups))
             })
@@ -136,36 +166,7 @@ impl FusedColumnar {
     /// would transform it with fhe-math's, to the same words), c₁ is drawn from its seed by
     /// fhe-math's own sampler. Any other shape goes through fhe.rs's decoder and checks.
     pub fn query_words(&self, items: &[(usize, &[u8])]) -> Result<Vec<u64>> {
-        let n = self.plan.degree();
-        let q = self.plan.q();
-        let moduli = q.primes();
-        let parts = items
-            .par_iter()
-            .enumerate()
-            .map(|(j, (_, bytes))| {
-                let what = format!("ciphertext {j}");
-                match crate::rq_wire::read_seeded(bytes, &moduli, n, &what)? {
-                    Some(seeded) => {
-                        let mut words = seeded.c0;
-                        q.forward(&mut words)?;
-                        let a = Poly::random_from_seed(&self.ctx, Representation::Ntt, seeded.seed);
-                        words.extend(a.coefficients().iter());
-                        Ok(words)
-                    }
-                    None => {
-                        let ct = crate::wire::decode_ciphertext(
-                            "query",
-                            &what,
-                            bytes,
-                            &self.par,
-                            Some(2),
-                        )?;
-                        self.words(&[&ct], "query")
-                    }
-                }
-            })
-            .collect::<Result<Vec<Vec<u64>>>>()?;
-        Ok(parts.concat())
+        seeded_query_words(items, &self.plan, &self.ctx, &self.par)
     }
 
     /// One result ciphertext (3 components) per stored group, for query words from
@@ -175,11 +176,39 @@ impl FusedColumnar {
         shard: &StoredShard,
         words: &[u64],
     ) -> Result<Vec<(usize, Ciphertext)>> {
+        if let [(gallery, groups)] = shard.parts.as_slice() {
+            // One part: the backend extends the query itself (on the device for a GPU).
+            return self.results(vec![(groups, gallery.evaluate(words)?)]);
+        }
+        // Several feature subsets share the plan's bases: extend the query once.
+        let extended = self.plan.extend_ntt(words)?;
+        self.evaluate_extended_words(shard, &extended)
+    }
+
+    /// One result ciphertext per stored group, for a query the client already extended to
+    /// Q∪P (see [`crate::messages::ExtendedQuery`]).
+    pub fn evaluate_extended_words(
+        &self,
+        shard: &StoredShard,
+        extended: &[u64],
+    ) -> Result<Vec<(usize, Ciphertext)>> {
+        let evaluated = shard
+            .parts
+            .iter()
+            .map(|(gallery, groups)| Ok((groups, gallery.evaluate_extended(extended)?)))
+            .collect::<Result<Vec<_>>>()?;
+        self.results(evaluated)
+    }
+
+    /// Result words per group into fhe.rs ciphertexts, ordered by group.
+    fn results(
+        &self,
+        evaluated: Vec<(&Vec<usize>, Vec<Vec<u64>>)>,
+    ) -> Result<Vec<(usize, Ciphertext)>> {
         let n = self.plan.degree();
         let limbs = self.plan.q().limbs();
         let mut out = Vec::new();
-        for (gallery, groups) in &shard.parts {
-            let results = gallery.evaluate(words)?;
+        for (groups, results) in evaluated {
             for (&group, words) in groups.iter().zip(results) {
                 let polys = words
                     .chunks_exact(limbs * n)
@@ -197,41 +226,45 @@ impl FusedColumnar {
 
     /// The limbs of two-component, level-0 ciphertexts in NTT form, one after the other.
     fn words(&self, cts: &[&Ciphertext], what: &str) -> Result<Vec<u64>> {
-        let n = self.plan.degree();
-        let limbs = self.plan.q().limbs();
-        let mut out = Vec::with_capacity(cts.len() * 2 * limbs * n);
-        for (j, ct) in cts.iter().enumerate() {
-            if ct.len() != 2 {
+        ciphertext_words(cts, self.plan.degree(), self.plan.q().limbs(), what)
+    }
+}
+
+/// The limbs of two-component, level-0 ciphertexts (degree n, `limbs` primes) in NTT
+/// form, one after the other.
+fn ciphertext_words(cts: &[&Ciphertext], n: usize, limbs: usize, what: &str) -> Result<Vec<u64>> {
+    let mut out = Vec::with_capacity(cts.len() * 2 * limbs * n);
+    for (j, ct) in cts.iter().enumerate() {
+        if ct.len() != 2 {
+            return Err(ProtocolError::wire(
+                what,
+                format!("ciphertext {j} has {} components, expected 2", ct.len()),
+            ));
+        }
+        for poly in ct.iter() {
+            let converted;
+            let poly = if poly.representation() == &Representation::Ntt {
+                poly
+            } else {
+                let mut copy = poly.clone();
+                copy.change_representation(Representation::Ntt);
+                converted = copy;
+                &converted
+            };
+            let coefficients = poly.coefficients();
+            if coefficients.dim() != (limbs, n) {
                 return Err(ProtocolError::wire(
                     what,
-                    format!("ciphertext {j} has {} components, expected 2", ct.len()),
+                    format!(
+                        "ciphertext {j} has {:?} limbs × coefficients, expected ({limbs}, {n}) at level 0",
+                        coefficients.dim()
+                    ),
                 ));
             }
-            for poly in ct.iter() {
-                let converted;
-                let poly = if poly.representation() == &Representation::Ntt {
-                    poly
-                } else {
-                    let mut copy = poly.clone();
-                    copy.change_representation(Representation::Ntt);
-                    converted = copy;
-                    &converted
-                };
-                let coefficients = poly.coefficients();
-                if coefficients.dim() != (limbs, n) {
-                    return Err(ProtocolError::wire(
-                        what,
-                        format!(
-                            "ciphertext {j} has {:?} limbs × coefficients, expected ({limbs}, {n}) at level 0",
-                            coefficients.dim()
-                        ),
-                    ));
-                }
-                out.extend(coefficients.iter());
-            }
+            out.extend(coefficients.iter());
         }
-        Ok(out)
     }
+    Ok(out)
 }
 
 #[cfg(test)]

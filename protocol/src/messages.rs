@@ -431,11 +431,68 @@ pub type SerializedItems<'a> = Vec<(usize, &'a [u8])>;
 pub struct Ciphertexts;
 
 /// An encrypted query: each ciphertext already in fhe.rs's serialized form (the client's
-/// fast encryption writes that form directly; see `roles::query_encryption`).
+/// fast encryption writes that form directly; see `roles::query_encryption`) — or, in the
+/// extended form, the words the fused engine evaluates (see [`ExtendedQuery`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct EncryptedQuery {
-    /// (feature or unit index, fhe.rs `Ciphertext::to_bytes`).
+    /// (feature or unit index, fhe.rs `Ciphertext::to_bytes`); empty in extended form.
     pub items: Vec<(usize, Vec<u8>)>,
+    /// The extended form, when the client extended the query itself.
+    pub extended: Option<ExtendedWords>,
+}
+
+/// How a client sends its query.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum QueryForm {
+    /// fhe.rs ciphertexts (seed-compressed); the servers extend them.
+    #[default]
+    Ciphertexts,
+    /// Already extended by the client to the fused engine's basis (see [`ExtendedQuery`]).
+    Extended,
+}
+
+impl QueryForm {
+    /// The name used on the command line and in configs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Ciphertexts => "ciphertexts",
+            Self::Extended => "extended",
+        }
+    }
+}
+
+impl std::fmt::Display for QueryForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for QueryForm {
+    type Err = ProtocolError;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "ciphertexts" => Ok(Self::Ciphertexts),
+            "extended" => Ok(Self::Extended),
+            other => Err(ProtocolError::Input(format!(
+                "unknown query form `{other}`; known: ciphertexts, extended"
+            ))),
+        }
+    }
+}
+
+/// A columnar query over the fused engine's basis Q∪P, in NTT form.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExtendedWords {
+    /// The primes of Q∪P, Q first (the basis the words are over).
+    pub primes: Vec<u64>,
+    /// Ciphertexts (one per feature).
+    pub features: usize,
+    /// features × 2 polynomials × primes × N words, limb-major per polynomial.
+    pub words: Vec<u64>,
 }
 
 impl EncryptedQuery {
@@ -443,6 +500,7 @@ impl EncryptedQuery {
     pub fn from_ciphertexts(items: &[(usize, Ciphertext)]) -> Self {
         Self {
             items: items.iter().map(|(i, ct)| (*i, ct.to_bytes())).collect(),
+            extended: None,
         }
     }
 
@@ -539,6 +597,85 @@ impl Ciphertexts {
         }
         r.finish()?;
         Ok((extra, items))
+    }
+}
+
+/// The extended query form (`Artifact::QueryExtended`): the client sends its columnar
+/// query already extended to the fused engine's basis Q∪P in NTT form, so neither the
+/// main server nor a cluster transforms it. The trade-off: the upload and each cluster's
+/// fan-out grow from 2 limbs to 2 + |P| limbs per polynomial and lose fhe.rs's seed
+/// compression (col-8192: 0.9 MB → 10.5 MB per query), while the servers skip about
+/// 16 × 2 × (|Q| + |P|) NTTs and the lift per query; the client does that work instead.
+/// Worth it where bandwidth is cheap and server time is not (one data centre, many
+/// clients). Only the fused engines (cpu, cuda) evaluate it.
+pub struct ExtendedQuery;
+
+/// Bounds what an extended query may announce before anything is allocated.
+const MAX_EXTENDED_LIMBS: u64 = 64;
+const MAX_EXTENDED_FEATURES: u64 = 4096;
+
+impl ExtendedQuery {
+    /// Seals `query` for the main server.
+    pub fn encode(params: &Params, by: Sealer, query: &ExtendedWords) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.u64(params.degree() as u64).u64(query.primes.len() as u64);
+        for &p in &query.primes {
+            w.u64(p);
+        }
+        w.u64(query.features as u64).words(&query.words);
+        by.seal(Artifact::QueryExtended, params.fingerprint(), &w.finish())
+    }
+
+    /// Opens an extended query for a plan over `primes` (Q∪P) with `features` features;
+    /// refuses another basis or shape and any word not below its limb's prime.
+    pub fn decode(
+        bytes: &[u8],
+        params: &Params,
+        primes: &[u64],
+        features: usize,
+    ) -> Result<Vec<u64>> {
+        let what = Artifact::QueryExtended.name();
+        let payload = wire::open(bytes, Artifact::QueryExtended, params.fingerprint())?;
+        let mut r = Reader::new(what, payload);
+        let n = r.count("degree", 1 << 17)?;
+        if n != params.degree() {
+            return Err(ProtocolError::wire(
+                what,
+                format!("degree {n}, expected {}", params.degree()),
+            ));
+        }
+        let limbs = r.count("prime count", MAX_EXTENDED_LIMBS)?;
+        let sent = (0..limbs)
+            .map(|_| r.u64("prime"))
+            .collect::<Result<Vec<_>>>()?;
+        if sent != primes {
+            return Err(ProtocolError::wire(
+                what,
+                format!(
+                    "extended over primes {sent:?}; this server's fused plan is over {primes:?} \
+                     (the client must extend with the same model weights and parameters)"
+                ),
+            ));
+        }
+        let count = r.count("feature count", MAX_EXTENDED_FEATURES)?;
+        if count != features {
+            return Err(ProtocolError::wire(
+                what,
+                format!("{count} features, the model has {features}"),
+            ));
+        }
+        let words = r.words("words", count * 2 * limbs * n)?;
+        r.finish()?;
+        for (i, &w) in words.iter().enumerate() {
+            let p = primes[(i / n) % limbs];
+            if w >= p {
+                return Err(ProtocolError::wire(
+                    what,
+                    format!("word {i} is not reduced modulo {p}"),
+                ));
+            }
+        }
+        Ok(words)
     }
 }
 

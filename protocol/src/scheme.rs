@@ -3,7 +3,7 @@
 
 use crate::engine::{ColumnarEngine, ResolvedEngine};
 use crate::error::{ProtocolError, Result};
-use crate::messages::Layout;
+use crate::messages::{Layout, QueryForm};
 use crate::outcome::{Decision, EnrolmentReport, MatchOutcome, Scores, StageTimings, Traffic};
 use crate::params::ParamSpec;
 use crate::quantize::{MatchModel, QuantizedModel};
@@ -103,6 +103,8 @@ pub struct SchemeConfig {
     /// Fault injection between the main server and the clusters (tests of the exactness
     /// checks only; None in every measurement).
     pub fault: Option<Fault>,
+    /// columnar on a fused engine: how the client sends its query.
+    pub query_form: QueryForm,
 }
 
 impl SchemeConfig {
@@ -116,6 +118,7 @@ impl SchemeConfig {
             measure_noise: true,
             engine: ColumnarEngine::default(),
             fault: None,
+            query_form: QueryForm::default(),
         }
     }
 
@@ -191,6 +194,7 @@ pub fn build_matcher(
                 config.fault,
             )?;
             matcher.keygen += secret_key;
+            matcher.query_form = config.query_form;
             Box::new(matcher)
         }
     })
@@ -330,6 +334,8 @@ pub struct EncryptedMatcher {
     setup: crate::messages::SetupSizes,
     users: usize,
     engine: ResolvedEngine,
+    /// How the client sends its queries (columnar on a fused engine may extend them).
+    pub query_form: QueryForm,
 }
 
 impl EncryptedMatcher {
@@ -390,6 +396,7 @@ impl EncryptedMatcher {
             setup,
             users: 0,
             engine,
+            query_form: QueryForm::default(),
         })
     }
 
@@ -443,7 +450,10 @@ impl Matcher for EncryptedMatcher {
         let mut traffic = Traffic::default();
 
         let start = Instant::now();
-        let query = self.client.encrypt_query(probe)?;
+        let query = match self.query_form {
+            QueryForm::Ciphertexts => self.client.encrypt_query(probe)?,
+            QueryForm::Extended => self.client.encrypt_query_extended(probe)?,
+        };
         timings.encrypt = start.elapsed();
 
         let start = Instant::now();

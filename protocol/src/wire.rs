@@ -75,6 +75,10 @@ pub enum Artifact {
     Update = 8,
     /// Main server → cluster: the units of an update that this cluster holds.
     ShardUpdate = 9,
+    /// An encrypted query already extended by the client to the fused engine's basis
+    /// Q∪P in NTT form (see `messages::ExtendedQuery`): no extension on the servers, at
+    /// about ten times the upload.
+    QueryExtended = 10,
 }
 
 impl Artifact {
@@ -89,6 +93,7 @@ impl Artifact {
             7 => Self::Reset,
             8 => Self::Update,
             9 => Self::ShardUpdate,
+            10 => Self::QueryExtended,
             _ => return None,
         })
     }
@@ -105,6 +110,7 @@ impl Artifact {
             Self::Reset => "reset",
             Self::Update => "gallery update",
             Self::ShardUpdate => "shard update",
+            Self::QueryExtended => "extended query",
         }
     }
 }
@@ -368,6 +374,15 @@ impl Writer {
         self.bytes(&ct.to_bytes())
     }
 
+    /// Words, little-endian, without a length (the reader knows how many).
+    pub fn words(&mut self, words: &[u64]) -> &mut Self {
+        self.buf.reserve(words.len() * 8);
+        for w in words {
+            self.buf.extend_from_slice(&w.to_le_bytes());
+        }
+        self
+    }
+
     /// The finished payload.
     pub fn finish(self) -> Vec<u8> {
         self.buf
@@ -452,6 +467,20 @@ impl<'a> Reader<'a> {
     ) -> Result<Ciphertext> {
         let bytes = self.bytes(field)?;
         decode_ciphertext(self.what, field, bytes, par, components)
+    }
+
+    /// `count` little-endian words (bounded by the bytes present, checked first).
+    pub fn words(&mut self, field: &str, count: usize) -> Result<Vec<u64>> {
+        let bytes = self.take(
+            count.checked_mul(8).ok_or_else(|| {
+                ProtocolError::wire(self.what, format!("{field}: length overflow"))
+            })?,
+            field,
+        )?;
+        Ok(bytes
+            .chunks_exact(8)
+            .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
+            .collect())
     }
 
     /// Fails unless every byte was consumed.

@@ -377,6 +377,29 @@ fn check_fused_on(engine: ColumnarEngine, preset: &str) -> Option<()> {
     Some(())
 }
 
+/// The extended query form (the client extends, the clusters only accumulate and scale)
+/// decrypts to the plaintext integers too — including groups split across clusters, whose
+/// feature subsets share the one extension.
+#[test]
+fn extended_queries_are_exact_including_split_groups() {
+    let head = committed_head();
+    let params = ParamSpec::preset("col-4096").unwrap().build().unwrap();
+    let model = dataset(4096, 31, &head).quantized;
+    let client = Arc::new(Client::new(params, Layout::Columnar, model.clone()).unwrap());
+    let mut extreme_seen = false;
+    for (users, clusters) in [(1, 1), (4097, 3), (8193, 2)] {
+        let mut matcher =
+            EncryptedMatcher::with_engine(client.clone(), clusters, true, ColumnarEngine::Cpu)
+                .unwrap();
+        matcher.query_form = protocol::messages::QueryForm::Extended;
+        let mut set = dataset(users, 400 + users as u64, &head);
+        set.quantized = model.clone();
+        matcher.enrol(&set.gallery).unwrap();
+        extreme_seen |= check_probes(&matcher, &set, &format!("extended users={users}"));
+    }
+    assert!(extreme_seen, "the extreme pair must reach the score bound");
+}
+
 #[test]
 fn fused_cpu_columnar_scores_are_exact_across_group_boundaries() {
     assert!(

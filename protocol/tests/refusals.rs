@@ -665,3 +665,63 @@ fn a_reset_frees_clusters_that_a_half_failed_setup_left_bound() {
     let query = b.query_message(&b.encrypt_query(&set.probes[0].template).unwrap());
     assert!(main.query(&query).is_ok());
 }
+
+/// The extended query form: refused by clusters that evaluate with fhe.rs, by a fused
+/// plan over other primes (a client extending with other weights), for an unreduced word,
+/// and for blindtouch; each error says which.
+#[test]
+fn extended_queries_are_refused_where_they_cannot_be_evaluated() {
+    let (set, m) = model();
+    let probe = &set.probes[0].template;
+    // fhe.rs engine (columnar_deployment's clusters use the default engine).
+    let (client, main, _) = columnar_deployment();
+    let extended = client.query_message(&client.encrypt_query_extended(probe).unwrap());
+    let msg = text(main.query(&extended));
+    assert!(msg.contains("needs a fused engine"), "{msg}");
+
+    // A fused deployment.
+    let p = params("col-8192");
+    let engine = ColumnarEngine::Cpu.resolve();
+    let mut fused = MainServer::new(
+        p.clone(),
+        Box::new(InProcess::with_engine(&p, 2, &engine).unwrap()),
+    );
+    fused.setup(&client.setup_message().unwrap().0).unwrap();
+    fused
+        .enrol(&client.enrolment_message(&set.gallery).unwrap())
+        .unwrap();
+    assert!(fused.query(&extended).is_ok());
+
+    // Extended for another plan: the same client's key, weights of another size (a
+    // different extension basis) — rebuilt message, re-signed by the client.
+    let query = client.encrypt_query_extended(probe).unwrap();
+    let mut other = query.extended.clone().unwrap();
+    other.primes.push(other.primes[other.primes.len() - 1]);
+    let foreign = protocol::messages::EncryptedQuery {
+        items: Vec::new(),
+        extended: Some(other),
+    };
+    let msg = text(fused.query(&client.query_message(&foreign)));
+    assert!(msg.contains("this server's fused plan is over"), "{msg}");
+
+    // A word not reduced modulo its prime.
+    let mut bad = query.extended.clone().unwrap();
+    bad.words[5] = bad.primes[0];
+    let unreduced = protocol::messages::EncryptedQuery {
+        items: Vec::new(),
+        extended: Some(bad),
+    };
+    let msg = text(fused.query(&client.query_message(&unreduced)));
+    assert!(msg.contains("word 5 is not reduced"), "{msg}");
+
+    // Blindtouch has no extended form.
+    let bt = Client::new(
+        params("bt-8192"),
+        Layout::BlindTouch {
+            encrypted_weights: false,
+        },
+        m,
+    )
+    .unwrap();
+    assert!(text(bt.encrypt_query_extended(probe)).contains("columnar"));
+}

@@ -611,6 +611,7 @@ fn scheme_config(point: &Point, fault: Option<Fault>) -> Result<SchemeConfig> {
         measure_noise: true,
         engine: point.engine,
         fault,
+        query_form: protocol::messages::QueryForm::default(),
     })
 }
 

@@ -459,6 +459,9 @@ mod tests {
                 assert_eq!(got.len(), groups);
                 assert_eq!(got, want, "n = {n}, {q_limbs} Q limbs");
                 assert!(got.iter().flatten().any(|&w| w != 0));
+                // A query extended on the host, uploaded as is: the same words.
+                let extended = plan.extend_ntt(&query).unwrap();
+                assert_eq!(ours.evaluate_extended(&extended).unwrap(), want, "n = {n}");
             }
         }
     }

@@ -591,9 +591,29 @@ impl<D: Device> StoredGallery for DeviceGallery<D> {
 
     fn evaluate(&self, query: &[u64]) -> Result<Vec<Vec<u64>>, KernelError> {
         self.plan.check_unextended(query, "query")?;
+        let d = &self.inner.device;
+        let _guard = self.inner.lock.lock().unwrap_or_else(|p| p.into_inner());
+        let q = d.upload(query)?;
+        let extended = d.zeros(self.plan.extended_len())?;
+        self.extend(&q, d.address(&extended), 2 * self.plan.features())?;
+        self.score(&extended)
+    }
+
+    fn evaluate_extended(&self, query: &[u64]) -> Result<Vec<Vec<u64>>, KernelError> {
+        self.plan.check_extended(query, "extended query")?;
+        let d = &self.inner.device;
+        let _guard = self.inner.lock.lock().unwrap_or_else(|p| p.into_inner());
+        let extended = d.upload(query)?;
+        self.score(&extended)
+    }
+}
+
+impl<D: Device> DeviceGallery<D> {
+    /// Accumulate, scale and transform every group against the extended query on the
+    /// device (the caller holds the lock); the results on the host.
+    fn score(&self, extended: &D::Buffer) -> Result<Vec<Vec<u64>>, KernelError> {
         let inner = &self.inner;
         let d = &inner.device;
-        let _guard = inner.lock.lock().unwrap_or_else(|p| p.into_inner());
         let plan = &self.plan;
         let n = u32_of("degree", plan.degree())?;
         let lq = u32_of("limbs", plan.q().limbs())?;
@@ -601,15 +621,11 @@ impl<D: Device> StoredGallery for DeviceGallery<D> {
         let features = u32_of("features", plan.features())?;
         let groups = u32_of("groups", self.groups)?;
 
-        let q = d.upload(query)?;
-        let extended = d.zeros(plan.extended_len())?;
-        self.extend(&q, d.address(&extended), 2 * plan.features())?;
-
         let acc = d.zeros(self.groups * 3 * plan.qp().poly_len())?;
         let accp = d.address(&acc);
         let [m, bh, bl] = &self.barrett;
         let args = [
-            Arg::Word(d.address(&extended)),
+            Arg::Word(d.address(extended)),
             Arg::Word(d.address(&self.gallery)),
             Arg::Word(accp),
             Arg::Word(d.address(m)),

@@ -5,7 +5,8 @@ use super::query_encryption::QueryEncryptor;
 use crate::error::{ProtocolError, Result};
 use crate::layout::{BlindTouchLayout, ColumnarLayout};
 use crate::messages::{
-    Ciphertexts, EncryptedQuery, Gallery, Layout, RequestId, Setup, SetupSizes, UnitId,
+    Ciphertexts, EncryptedQuery, ExtendedQuery, ExtendedWords, Gallery, Layout, RequestId, Setup,
+    SetupSizes, UnitId,
 };
 use crate::outcome::Decision;
 use crate::params::Params;
@@ -35,6 +36,8 @@ pub struct Client {
     setup: OnceLock<(Vec<u8>, SetupSizes)>,
     /// The secret key in the form the fast query encryption needs (made on first use).
     query_encryptor: OnceLock<QueryEncryptor>,
+    /// The fused engine's plan, for the extended query form (made on first use).
+    fused_plan: OnceLock<kernels::FusedPlan>,
 }
 
 impl Client {
@@ -62,6 +65,7 @@ impl Client {
             deployment,
             setup: OnceLock::new(),
             query_encryptor: OnceLock::new(),
+            fused_plan: OnceLock::new(),
         })
     }
 
@@ -334,6 +338,7 @@ impl Client {
                     self.encrypt_simd(&self.blindtouch()?.repeat(&q)?)?
                         .to_bytes(),
                 )],
+                extended: None,
             }),
             Layout::Columnar => {
                 let encryptor = self.query_encryptor()?;
@@ -342,9 +347,56 @@ impl Client {
                     .enumerate()
                     .map(|(j, &v)| Ok((j, encryptor.encrypt(v, &mut rand::rng())?)))
                     .collect::<Result<Vec<_>>>()?;
-                Ok(EncryptedQuery { items })
+                Ok(EncryptedQuery {
+                    items,
+                    extended: None,
+                })
             }
         }
+    }
+
+    /// The columnar query in the extended form (see [`ExtendedQuery`]): encrypted as by
+    /// [`Client::encrypt_query`], then extended to the fused engine's basis Q∪P by the
+    /// client, so the servers need not.
+    pub fn encrypt_query_extended(&self, probe: &[f32]) -> Result<EncryptedQuery> {
+        if self.layout != Layout::Columnar {
+            return Err(ProtocolError::Layout(
+                "the extended query form is for columnar (the fused engines) only".into(),
+            ));
+        }
+        let query = self.encrypt_query(probe)?;
+        let plan = self.fused_plan()?;
+        let items: Vec<(usize, &[u8])> = query
+            .items
+            .iter()
+            .map(|(i, b)| (*i, b.as_slice()))
+            .collect();
+        let ctx = self.params.bfv().context_at_level(0)?;
+        let words = crate::fused::seeded_query_words(&items, plan, ctx, self.params.bfv())?;
+        Ok(EncryptedQuery {
+            items: Vec::new(),
+            extended: Some(ExtendedWords {
+                primes: plan.qp().primes(),
+                features: plan.features(),
+                words: plan.extend_ntt(&words)?,
+            }),
+        })
+    }
+
+    /// The fused engine's plan for this client's parameters and weights (as the clusters
+    /// build it), made on first use.
+    fn fused_plan(&self) -> Result<&kernels::FusedPlan> {
+        if let Some(p) = self.fused_plan.get() {
+            return Ok(p);
+        }
+        let par = self.params.bfv();
+        let made = kernels::FusedPlan::new(
+            par.degree(),
+            par.moduli(),
+            par.plaintext(),
+            &self.model.weights,
+        )?;
+        Ok(self.fused_plan.get_or_init(|| made))
     }
 
     /// The same query through fhe.rs's own encryption (`Plaintext::try_encode` and
@@ -389,15 +441,18 @@ impl Client {
         Ok(self.query_encryptor.get_or_init(|| made))
     }
 
-    /// Seals encrypted query ciphertexts for the main server.
+    /// Seals an encrypted query for the main server (in the form it was made in).
     pub fn query_message(&self, query: &EncryptedQuery) -> Vec<u8> {
-        Ciphertexts::encode_serialized(
-            Artifact::Query,
-            &self.params,
-            self.sealer(),
-            0,
-            &query.items,
-        )
+        match &query.extended {
+            Some(extended) => ExtendedQuery::encode(&self.params, self.sealer(), extended),
+            None => Ciphertexts::encode_serialized(
+                Artifact::Query,
+                &self.params,
+                self.sealer(),
+                0,
+                &query.items,
+            ),
+        }
     }
 
     /// Parses the main server's results (which must be this client's).

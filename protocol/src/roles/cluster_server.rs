@@ -6,7 +6,7 @@ use crate::error::{ProtocolError, Result};
 use crate::evaluate::{signed_sum, BlindTouchEvaluator, ColumnarEvaluator};
 use crate::fused::{FusedColumnar, StoredShard};
 use crate::layout::ColumnarLayout;
-use crate::messages::{Ciphertexts, Gallery, Layout, Reset, Setup, UnitId};
+use crate::messages::{Ciphertexts, ExtendedQuery, Gallery, Layout, Reset, Setup, UnitId};
 use crate::params::Params;
 use crate::wire::{self, Artifact, Sealer};
 use fhe::bfv::Ciphertext;
@@ -222,6 +222,7 @@ impl ClusterServer {
                 Ok(self.ack(id))
             }
             Artifact::Query => self.evaluate(request),
+            Artifact::QueryExtended => self.evaluate_extended(request),
             Artifact::Reset => {
                 // Resets come from the main server (the operator), over the channel that
                 // authenticates it; they clear whatever this server holds.
@@ -329,6 +330,29 @@ impl ClusterServer {
                     .filter_map(|(g, terms)| signed_sum(terms).map(|ct| (g, ct)))
                     .collect()
             }
+        };
+        Ok(self.result_message(id, start, &results))
+    }
+
+    /// An extended query (the fused engines only): no decoding, no extension.
+    fn evaluate_extended(&self, request: &[u8]) -> Result<Vec<u8>> {
+        let state = self.read();
+        let (Some(id), Some(evaluator)) = (state.deployment, state.evaluator.as_ref()) else {
+            return Err(ProtocolError::state(ROLE, "query before setup"));
+        };
+        let Evaluator::Fused(f) = evaluator else {
+            return Err(ProtocolError::wire(
+                Artifact::QueryExtended.name(),
+                "this cluster evaluates with fhe.rs; the extended form needs a fused engine (cpu or cuda)",
+            ));
+        };
+        let words =
+            ExtendedQuery::decode(request, &self.params, &f.plan().qp().primes(), f.features())?;
+        wire::check_owner(request, Artifact::QueryExtended, id)?;
+        let start = Instant::now();
+        let results = match &state.stored {
+            Some(shard) => f.evaluate_extended_words(shard, &words)?,
+            None => Vec::new(),
         };
         Ok(self.result_message(id, start, &results))
     }

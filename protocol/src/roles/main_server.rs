@@ -525,9 +525,14 @@ impl MainServer {
         let deployment = self.deployment()?;
         let mut stats = QueryStats::default();
         let start = Instant::now();
-        wire::open(bytes, Artifact::Query, self.params.fingerprint())?;
-        wire::check_owner(bytes, Artifact::Query, deployment.id)?;
-        wire::verify_owner(bytes, Artifact::Query, &deployment.owner)?;
+        // Either form of query (ciphertexts or extended words); forwarded as it came.
+        let kind = match wire::peek(bytes)? {
+            Artifact::QueryExtended => Artifact::QueryExtended,
+            _ => Artifact::Query,
+        };
+        wire::open(bytes, kind, self.params.fingerprint())?;
+        wire::check_owner(bytes, kind, deployment.id)?;
+        wire::verify_owner(bytes, kind, &deployment.owner)?;
         stats.check = start.elapsed();
         if self.users == 0 {
             return Err(ProtocolError::state(ROLE, "no gallery enrolled"));

@@ -83,6 +83,9 @@ pub struct Deployment {
     /// A gallery update (user 3 removed) and the shard update a cluster receives for it.
     pub update: Vec<u8>,
     pub shard_update: Vec<u8>,
+    /// The query in the extended form (columnar; for blindtouch a columnar client's, which
+    /// its clusters must refuse).
+    pub query_extended: Vec<u8>,
     /// A main server with setup and gallery done (for enrolment and query targets).
     pub main: MainServer,
     /// A cluster server with setup done (for shard targets).
@@ -116,6 +119,23 @@ impl Deployment {
                 .expect("query"),
         );
         let (results, _) = main.query(&query).expect("honest query");
+        let query_extended = match layout {
+            Layout::Columnar => {
+                let extended = client
+                    .encrypt_query_extended(&workload.probes[0].template)
+                    .expect("extended query");
+                client.query_message(&extended)
+            }
+            Layout::BlindTouch { .. } => {
+                let columnar =
+                    Client::new(params.clone(), Layout::Columnar, workload.quantized.clone())
+                        .expect("columnar client");
+                let extended = columnar
+                    .encrypt_query_extended(&workload.probes[0].template)
+                    .expect("extended query");
+                columnar.query_message(&extended)
+            }
+        };
         // A shard and a cluster result as the main server would send and receive them.
         let (users, units) =
             Gallery::decode_raw(&enrolment, Artifact::Enrolment, &params).expect("raw");
@@ -158,6 +178,7 @@ impl Deployment {
             enrolment,
             shard,
             query,
+            query_extended,
             cluster_result,
             results,
             reset,
@@ -253,6 +274,10 @@ fn anchors(kind: Artifact, payload: &[u8]) -> Vec<usize> {
     };
     match kind {
         Artifact::Reset => {}
+        Artifact::QueryExtended => {
+            // Degree, prime count, the primes, the feature count, then the first words.
+            out.extend((0..12).map(|i| i * 8).filter(|&o| o < payload.len()));
+        }
         Artifact::Query | Artifact::ClusterResult | Artifact::Results => {
             out.extend([0, 8]);
             at = 16;
@@ -457,7 +482,7 @@ fn mutate(payload: &[u8], anchors: &[usize], rng: &mut ChaCha8Rng) -> Vec<u8> {
 }
 
 /// The artifact kinds, in report order.
-pub const KINDS: [Artifact; 9] = [
+pub const KINDS: [Artifact; 10] = [
     Artifact::Setup,
     Artifact::Enrolment,
     Artifact::Shard,
@@ -467,6 +492,7 @@ pub const KINDS: [Artifact; 9] = [
     Artifact::Reset,
     Artifact::Update,
     Artifact::ShardUpdate,
+    Artifact::QueryExtended,
 ];
 
 /// Mutates `kind` messages of `d` `iterations` times and delivers each to its role.
@@ -483,6 +509,7 @@ pub fn run(d: &Deployment, kind: Artifact, iterations: u64, seed: u64) -> Report
         Artifact::Reset => &d.reset,
         Artifact::Update => &d.update,
         Artifact::ShardUpdate => &d.shard_update,
+        Artifact::QueryExtended => &d.query_extended,
     };
     let payload = wire::open(honest, kind, params.fingerprint())
         .expect("honest message")
@@ -552,9 +579,11 @@ pub fn run(d: &Deployment, kind: Artifact, iterations: u64, seed: u64) -> Report
             m
         } else {
             match kind {
-                Artifact::Setup | Artifact::Enrolment | Artifact::Query | Artifact::Update => {
-                    d.client.sign(kind, &body)
-                }
+                Artifact::Setup
+                | Artifact::Enrolment
+                | Artifact::Query
+                | Artifact::QueryExtended
+                | Artifact::Update => d.client.sign(kind, &body),
                 _ => wire::seal(
                     kind,
                     params.fingerprint(),
@@ -594,7 +623,7 @@ pub fn run(d: &Deployment, kind: Artifact, iterations: u64, seed: u64) -> Report
                     .expect("update cluster")
                     .handle(&mutated)
                     .map(|_| ()),
-                Artifact::Query => d.main.query(&mutated).map(|_| ()),
+                Artifact::Query | Artifact::QueryExtended => d.main.query(&mutated).map(|_| ()),
                 Artifact::ClusterResult => {
                     *replay_answer.lock().expect("answer") = mutated.clone();
                     let main = replay_main.as_mut().expect("replay main");
