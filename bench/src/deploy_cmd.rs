@@ -242,6 +242,10 @@ pub struct RemoveArgs {
 /// `client identify`.
 #[derive(Args, Debug)]
 pub struct IdentifyArgs {
+    /// `extended`: extend the query on the client (about 10× the upload; the clusters then
+    /// only accumulate and scale; needs clusters on a fused engine).
+    #[arg(long, default_value = "ciphertexts")]
+    query_form: protocol::messages::QueryForm,
     #[command(flatten)]
     connection: Connection,
     /// JSON file: a query template, [f32; features] or {"template": [...]}.
@@ -310,7 +314,7 @@ pub fn client(command: &ClientCommand) -> Result<()> {
             let remote = a.connection.remote()?;
             let mut folder = ClientFolder::open(&a.connection.dir)?;
             folder.resend_pending(&remote)?;
-            let id = folder.identify(&remote, &probe)?;
+            let id = folder.identify_as(&remote, &probe, a.query_form)?;
             let expected = folder.expected_scores(&probe);
             let exact = id
                 .scores

@@ -315,6 +315,26 @@ fn exercise(scheme: &str, params: &str, root: &Path) {
         let answer = identify(&d, &client, probe).unwrap();
         assert_exact_full(&answer, 2000);
     }
+    if scheme == "columnar" {
+        // The extended query form over the same gRPC services: exact as well.
+        let mut args = d.client_args("identify", &client);
+        args.extend(s(&[
+            "--template",
+            probes[3].to_str().unwrap(),
+            "--json",
+            "--query-form",
+            "extended",
+        ]));
+        let o = d.run(&args);
+        assert!(o.status.success(), "{}", text(&o));
+        let out = String::from_utf8_lossy(&o.stdout);
+        let answer: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+        assert_exact_full(&answer, 2000);
+        assert!(
+            answer["bytes"]["upload"].as_u64().unwrap_or(0) > 8 << 20,
+            "{answer}"
+        );
+    }
 
     // SIGKILL one cluster: a strict main fails naming it.
     let victim = 1;

@@ -11,6 +11,7 @@
 
 use crate::remote::Remote;
 use crate::{DeployError, Result};
+use protocol::messages::QueryForm;
 use protocol::messages::{Layout, RequestId};
 use protocol::quantize::QuantizedModel;
 use protocol::roles::Client;
@@ -439,6 +440,17 @@ impl ClientFolder {
     /// while an update is pending: some clusters may hold it and others not, and a score
     /// summed over both would be wrong without any sign of it.
     pub fn identify(&self, remote: &Remote, probe: &[f32]) -> Result<Identification> {
+        self.identify_as(remote, probe, QueryForm::Ciphertexts)
+    }
+
+    /// [`ClientFolder::identify`] with the query sent in `form` (the extended form needs
+    /// clusters on a fused engine).
+    pub fn identify_as(
+        &self,
+        remote: &Remote,
+        probe: &[f32],
+        form: QueryForm,
+    ) -> Result<Identification> {
         if self.state.pending.is_some() {
             return Err(DeployError::Input(format!(
                 "{}: an update was sent but not acknowledged; finish it first (`touchstone \
@@ -448,7 +460,10 @@ impl ClientFolder {
         }
         let mut t = Timings::default();
         let start = Instant::now();
-        let query = self.client.encrypt_query(probe)?;
+        let query = match form {
+            QueryForm::Ciphertexts => self.client.encrypt_query(probe)?,
+            QueryForm::Extended => self.client.encrypt_query_extended(probe)?,
+        };
         t.encrypt = start.elapsed();
         let start = Instant::now();
         let message = self.client.query_message(&query);
