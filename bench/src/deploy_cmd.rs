@@ -242,7 +242,7 @@ pub struct RemoveArgs {
 /// `client identify`.
 #[derive(Args, Debug)]
 pub struct IdentifyArgs {
-    /// `extended`: extend the query on the client (about 10× the upload; the clusters then
+    /// `extended`: extend the query on the client (about 6× the upload; the clusters then
     /// only accumulate and scale; needs clusters on a fused engine).
     #[arg(long, default_value = "ciphertexts")]
     query_form: protocol::messages::QueryForm,

@@ -44,7 +44,7 @@ pub struct MatchArgs {
     #[arg(long, default_value = "cpu")]
     engine: ColumnarEngine,
     /// columnar on cpu/cuda: `extended` has the client extend its query to the fused
-    /// engine's basis (about 10× the upload, no extension on the servers).
+    /// engine's basis (about 6× the upload, no extension on the servers).
     #[arg(long, default_value = "ciphertexts")]
     query_form: protocol::messages::QueryForm,
     /// Template length (synthetic templates; default 16).

@@ -603,9 +603,10 @@ impl Ciphertexts {
 /// The extended query form (`Artifact::QueryExtended`): the client sends its columnar
 /// query already extended to the fused engine's basis Q∪P in NTT form, so neither the
 /// main server nor a cluster transforms it. The trade-off: the upload and each cluster's
-/// fan-out grow from 2 limbs to 2 + |P| limbs per polynomial and lose fhe.rs's seed
-/// compression (col-8192: 0.9 MB → 10.5 MB per query), while the servers skip about
-/// 16 × 2 × (|Q| + |P|) NTTs and the lift per query; the client does that work instead.
+/// fan-out lose fhe.rs's seed compression and bit packing and grow from |Q| to |Q| + |P|
+/// limbs per polynomial (col-8192: 1.8 MB → 10.5 MB per query, about 6×), while the
+/// servers skip about 16 × 2 × (|Q| + |P|) NTTs and the lift per query; the client does
+/// that work instead.
 /// Worth it where bandwidth is cheap and server time is not (one data centre, many
 /// clients). Only the fused engines (cpu, cuda) evaluate it.
 pub struct ExtendedQuery;

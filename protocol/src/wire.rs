@@ -77,7 +77,7 @@ pub enum Artifact {
     ShardUpdate = 9,
     /// An encrypted query already extended by the client to the fused engine's basis
     /// Q∪P in NTT form (see `messages::ExtendedQuery`): no extension on the servers, at
-    /// about ten times the upload.
+    /// about six times the upload.
     QueryExtended = 10,
 }
 
