@@ -294,6 +294,12 @@ mod tests {
             let fast = client.encrypt_query(probe).unwrap();
             let reference =
                 EncryptedQuery::from_ciphertexts(&client.encrypt_query_reference(probe).unwrap());
+            // Both encryptions are seeded fresh ciphertexts: the fast reader takes them.
+            let moduli = params.moduli().to_vec();
+            for (_, bytes) in fast.items.iter().chain(&reference.items) {
+                let seeded = crate::rq_wire::read_seeded(bytes, &moduli, params.degree(), "test");
+                assert!(seeded.unwrap().is_some(), "{preset}");
+            }
             for query in [fast, reference] {
                 let bytes = client.query_message(&query);
                 let (_, raw) =
