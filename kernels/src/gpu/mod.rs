@@ -164,6 +164,17 @@ struct Rows {
 }
 
 impl Rows {
+    /// Every limb of `polys` polynomials of `limbs` limbs.
+    fn whole(polys: usize, limbs: usize) -> Result<Self, KernelError> {
+        let count = u32_of("limbs", limbs)?;
+        Ok(Self {
+            total: u32_of("rows", polys * limbs)?,
+            count,
+            first: 0,
+            stride: count,
+        })
+    }
+
     fn args(self) -> [Arg; 4] {
         [
             Arg::Half(self.total),
@@ -247,13 +258,7 @@ impl<D: Device> Backend for GpuBackend<D> {
         let tables = inner.tables(basis)?;
         let d = &inner.device;
         let buffer = d.upload(data)?;
-        let limbs = u32_of("limbs", basis.limbs())?;
-        let rows = Rows {
-            total: u32_of("rows", polys * basis.limbs())?,
-            count: limbs,
-            first: 0,
-            stride: limbs,
-        };
+        let rows = Rows::whole(polys, basis.limbs())?;
         let address = d.address(&buffer);
         d.synchronize()?;
         let (mut forward, mut inverse) = (Duration::MAX, Duration::MAX);
@@ -410,13 +415,7 @@ impl<D: Device> Inner<D> {
         let tables = self.tables(basis)?;
         let d = &self.device;
         let buffer = d.upload(data)?;
-        let limbs = u32_of("limbs", basis.limbs())?;
-        let rows = Rows {
-            total: u32_of("rows", polys * basis.limbs())?,
-            count: limbs,
-            first: 0,
-            stride: limbs,
-        };
+        let rows = Rows::whole(polys, basis.limbs())?;
         self.transform(&tables, d.address(&buffer), rows, forward)?;
         d.download(&buffer, data)?;
         d.synchronize()
