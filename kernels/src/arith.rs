@@ -128,14 +128,12 @@ impl Modulus {
         (a != 0).then(|| self.pow(a, self.p - 2))
     }
 
-    /// A signed integer mod p.
+    /// A signed integer mod p, without a branch on its sign: the client reduces secret-key
+    /// and noise coefficients with it (fhe.rs keeps those on constant-time paths).
     pub fn from_i64(&self, a: i64) -> u64 {
         let r = self.reduce(a.unsigned_abs());
-        if a < 0 {
-            self.neg(r)
-        } else {
-            r
-        }
+        let negative = (a >> 63) as u64; // arithmetic shift: all ones if a < 0, else 0
+        r ^ ((r ^ self.neg(r)) & negative)
     }
 }
 
@@ -244,6 +242,27 @@ pub fn ntt_primes(bits: u32, n: usize, count: usize, avoid: &[u64]) -> Option<Ve
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn signed_values_reduce_like_the_euclidean_remainder() {
+        for p in [97u64, (1 << 61) - 1, 1_073_692_673] {
+            let m = Modulus::new(p).unwrap();
+            for a in [
+                i64::MIN,
+                i64::MIN + 1,
+                -(p as i64),
+                -1,
+                0,
+                1,
+                p as i64,
+                i64::MAX,
+            ] {
+                let want = (a as i128).rem_euclid(p as i128) as u64;
+                assert_eq!(m.from_i64(a), want, "{a} mod {p}");
+            }
+        }
+    }
+
     use super::*;
     use rand::{Rng, SeedableRng};
 

@@ -62,6 +62,8 @@ pub trait StoredGallery: Send + Sync {
 
     /// As [`StoredGallery::evaluate`], for a query already extended to Q∪P (NTT form,
     /// `plan.extended_len()` words, e.g. by [`FusedPlan::extend_ntt`]): no extension here.
+    /// Every word must be below its limb's prime (the length is checked here; bytes from
+    /// the wire are checked by `ExtendedQuery::decode`).
     fn evaluate_extended(&self, query: &[u64]) -> Result<Vec<Vec<u64>>, KernelError>;
 }
 

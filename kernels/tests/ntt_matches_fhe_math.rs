@@ -99,8 +99,10 @@ fn cuda_transforms_equal_cpu_transforms_on_a_gpu() {
 
 /// The fused evaluation on the CUDA device must give the CPU engine's words (the same
 /// comparison the host-emulated kernels pass in every test run, here on real hardware,
-/// with a gallery of 70,000 group rows so grid.y is exceeded and the kernels' row loops
-/// run). Needs a GPU: ignored by default; a missing device fails it.
+/// with 7,000 groups: their transforms have 105,000 rows, beyond grid.y's 65,535, so the
+/// kernels' row loops run; accumulate's 7,000 rows fit, and its loop is covered by the
+/// emulation, which caps grid.y low). Needs a GPU: ignored by default; a missing device
+/// fails it.
 #[test]
 #[ignore = "needs a CUDA GPU (run with --features cuda -- --ignored on a GPU machine)"]
 fn cuda_fused_evaluation_equals_the_cpu_on_a_gpu() {
@@ -121,8 +123,8 @@ fn cuda_fused_evaluation_equals_the_cpu_on_a_gpu() {
             .map(|i| rng.random_range(0..q[(i / n) % q.len()]))
             .collect()
     };
-    // 2 groups for the word comparison (the CPU side is slow), then 7,000 groups (70,000
-    // accumulate rows across grid.y's 65,535) checked on two groups against the CPU.
+    // 2 groups for the word comparison (the CPU side is slow), then 7,000 groups (105,000
+    // transform rows across grid.y's 65,535) checked on two groups against the CPU.
     let small: Vec<Vec<u64>> = (0..2).map(|_| random(2 * 16)).collect();
     let query = random(2 * 16);
     let cpu = CpuBackend.store_gallery(&plan, small.clone()).unwrap();

@@ -316,6 +316,43 @@ mod tests {
         }
     }
 
+    /// A ciphertext that is not a fresh seeded one (here the sum of two, which drops the
+    /// seed) goes through fhe.rs's decoder and gives its words.
+    #[test]
+    fn unseeded_ciphertexts_take_fhe_rs_decoding() {
+        let set = Workload::synthetic(&SyntheticSpec::new(2, 1, 4)).unwrap();
+        let params = ParamSpec::preset("col-4096").unwrap().build().unwrap();
+        let client = Client::new(params.clone(), Layout::Columnar, set.quantized.clone()).unwrap();
+        let engine = FusedColumnar::new(
+            &params,
+            &set.quantized.weights,
+            Arc::new(kernels::CpuBackend),
+        )
+        .unwrap();
+        let cts = client
+            .encrypt_query_reference(&set.probes[0].template)
+            .unwrap();
+        let summed: Vec<(usize, Ciphertext)> = cts.iter().map(|(i, c)| (*i, c + c)).collect();
+        let query = EncryptedQuery::from_ciphertexts(&summed);
+        let moduli = params.moduli().to_vec();
+        let first = &query.items[0].1;
+        assert!(
+            crate::rq_wire::read_seeded(first, &moduli, params.degree(), "t")
+                .unwrap()
+                .is_none()
+        );
+        let raw: Vec<(usize, &[u8])> = query
+            .items
+            .iter()
+            .map(|(i, b)| (*i, b.as_slice()))
+            .collect();
+        let refs: Vec<&Ciphertext> = summed.iter().map(|(_, c)| c).collect();
+        assert_eq!(
+            engine.query_words(&raw).unwrap(),
+            engine.words(&refs, "query").unwrap()
+        );
+    }
+
     /// Hostile seeded ciphertexts are refused with what is wrong, never decoded.
     #[test]
     fn malformed_seeded_ciphertexts_are_refused_naming_the_fault() {

@@ -665,7 +665,11 @@ impl ExtendedQuery {
                 format!("{count} features, the model has {features}"),
             ));
         }
-        let words = r.words("words", count * 2 * limbs * n)?;
+        let total = count
+            .checked_mul(2 * limbs)
+            .and_then(|x| x.checked_mul(n))
+            .ok_or_else(|| ProtocolError::wire(what, "word count overflows"))?;
+        let words = r.words("words", total)?;
         r.finish()?;
         for (i, &w) in words.iter().enumerate() {
             let p = primes[(i / n) % limbs];

@@ -11,7 +11,7 @@
 //! ciphertexts over Q, is extended on the device, and every group is accumulated, scaled
 //! and transformed back in batched launches before one download of the results.
 
-#[cfg(test)]
+#[cfg(all(test, not(no_host_kernels)))]
 mod host;
 
 use crate::backend::{Backend, StoredGallery};

@@ -346,9 +346,12 @@ impl ClusterServer {
                 "this cluster evaluates with fhe.rs; the extended form needs a fused engine (cpu or cuda)",
             ));
         };
+        // The owner first (a header read): another deployment's query is refused before
+        // its megabytes are copied and checked.
+        wire::peek(request)?;
+        wire::check_owner(request, Artifact::QueryExtended, id)?;
         let words =
             ExtendedQuery::decode(request, &self.params, &f.plan().qp().primes(), f.features())?;
-        wire::check_owner(request, Artifact::QueryExtended, id)?;
         let start = Instant::now();
         let results = match &state.stored {
             Some(shard) => f.evaluate_extended_words(shard, &words)?,

@@ -533,6 +533,12 @@ impl MainServer {
         wire::open(bytes, kind, self.params.fingerprint())?;
         wire::check_owner(bytes, kind, deployment.id)?;
         wire::verify_owner(bytes, kind, &deployment.owner)?;
+        if kind == Artifact::QueryExtended && deployment.layout != Layout::Columnar {
+            return Err(ProtocolError::wire(
+                kind.name(),
+                "this deployment is blindtouch; the extended form is for columnar",
+            ));
+        }
         stats.check = start.elapsed();
         if self.users == 0 {
             return Err(ProtocolError::state(ROLE, "no gallery enrolled"));

@@ -51,7 +51,10 @@ impl QueryEncryptor {
             .iter()
             .map(|&q| Modulus::new(q).expect("ciphertext moduli are below 2^62"))
             .collect();
-        // The secret's coefficients (small signed integers) from its serialized form.
+        // The secret's coefficients (small signed integers) from its serialized form: fhe.rs
+        // offers no other read. Our copies are zeroized; fhe.rs's `to_bytes` makes one
+        // temporary copy it does not zeroize, and prost's decoding may leave freed buffers
+        // while it grows the vector (once per client, in the client's process only).
         let bytes = Zeroizing::new(secret.to_bytes());
         let proto = fhe::proto::bfv::SecretKey::decode(bytes.as_slice())
             .map_err(|e| ProtocolError::Input(format!("query encryption: secret key: {e}")))?;
