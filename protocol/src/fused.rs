@@ -275,21 +275,27 @@ mod tests {
     use crate::wire::Artifact;
     use crate::{ParamSpec, SyntheticSpec, Workload};
 
+    /// A synthetic workload, `preset`'s parameters, a columnar client and a fused CPU
+    /// engine for its model.
+    fn setup(preset: &str) -> (Workload, crate::Params, Client, FusedColumnar) {
+        let set = Workload::synthetic(&SyntheticSpec::new(2, 1, 4)).unwrap();
+        let params = ParamSpec::preset(preset).unwrap().build().unwrap();
+        let client = Client::new(params.clone(), Layout::Columnar, set.quantized.clone()).unwrap();
+        let engine = FusedColumnar::new(
+            &params,
+            &set.quantized.weights,
+            Arc::new(kernels::CpuBackend),
+        )
+        .unwrap();
+        (set, params, client, engine)
+    }
+
     /// The words read straight from the wire equal those of fhe.rs's decoding, for the
     /// fast encryption's seeded ciphertexts and for fhe.rs's own.
     #[test]
     fn query_words_from_the_wire_equal_fhe_rs_decoding() {
-        let set = Workload::synthetic(&SyntheticSpec::new(2, 1, 4)).unwrap();
         for preset in ["col-4096", "col-8192"] {
-            let params = ParamSpec::preset(preset).unwrap().build().unwrap();
-            let client =
-                Client::new(params.clone(), Layout::Columnar, set.quantized.clone()).unwrap();
-            let engine = FusedColumnar::new(
-                &params,
-                &set.quantized.weights,
-                Arc::new(kernels::CpuBackend),
-            )
-            .unwrap();
+            let (set, params, client, engine) = setup(preset);
             let probe = &set.probes[0].template;
             let fast = client.encrypt_query(probe).unwrap();
             let reference =
@@ -320,15 +326,7 @@ mod tests {
     /// seed) goes through fhe.rs's decoder and gives its words.
     #[test]
     fn unseeded_ciphertexts_take_fhe_rs_decoding() {
-        let set = Workload::synthetic(&SyntheticSpec::new(2, 1, 4)).unwrap();
-        let params = ParamSpec::preset("col-4096").unwrap().build().unwrap();
-        let client = Client::new(params.clone(), Layout::Columnar, set.quantized.clone()).unwrap();
-        let engine = FusedColumnar::new(
-            &params,
-            &set.quantized.weights,
-            Arc::new(kernels::CpuBackend),
-        )
-        .unwrap();
+        let (set, params, client, engine) = setup("col-4096");
         let cts = client
             .encrypt_query_reference(&set.probes[0].template)
             .unwrap();
@@ -358,15 +356,7 @@ mod tests {
     fn malformed_seeded_ciphertexts_are_refused_naming_the_fault() {
         use crate::rq_wire::RqWire;
         use prost::Message;
-        let set = Workload::synthetic(&SyntheticSpec::new(2, 1, 4)).unwrap();
-        let params = ParamSpec::preset("col-4096").unwrap().build().unwrap();
-        let client = Client::new(params.clone(), Layout::Columnar, set.quantized.clone()).unwrap();
-        let engine = FusedColumnar::new(
-            &params,
-            &set.quantized.weights,
-            Arc::new(kernels::CpuBackend),
-        )
-        .unwrap();
+        let (set, _, client, engine) = setup("col-4096");
         let good = client.encrypt_query(&set.probes[0].template).unwrap().items[0]
             .1
             .clone();
