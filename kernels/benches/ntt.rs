@@ -51,8 +51,14 @@ fn ntt(c: &mut Criterion) {
 fn fused(c: &mut Criterion) {
     let mut group = c.benchmark_group("fused_group");
     group.sample_size(10);
-    let n = 8192;
-    // col-8192: two 55-bit primes, a 30-bit t.
+    for n in [4096, 8192] {
+        fused_at(&mut group, n);
+    }
+    group.finish();
+}
+
+/// One group at degree n (col-4096 / col-8192: two 55-bit primes, a 30-bit t).
+fn fused_at(group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>, n: usize) {
     let q: Vec<u64> = kernels::arith::ntt_primes(55, n, 2, &[]).unwrap();
     let t = kernels::arith::ntt_primes(30, n, 1, &[]).unwrap()[0];
     let weights: Vec<i64> = (0..16)
@@ -69,23 +75,39 @@ fn fused(c: &mut Criterion) {
     let query = plan.extend_ntt(&query_q).unwrap();
     let gallery = plan.extend_ntt(&group_q).unwrap();
     group.throughput(Throughput::Elements(n as u64));
-    group.bench_function("accumulate+scale (query extended)", |b| {
-        b.iter(|| plan.evaluate_group(&query, &gallery))
-    });
-    group.bench_function("accumulate only", |b| {
+    group.bench_function(
+        BenchmarkId::new("accumulate+scale (query extended)", n),
+        |b| b.iter(|| plan.evaluate_group(&query, &gallery)),
+    );
+    group.bench_function(BenchmarkId::new("accumulate only", n), |b| {
         b.iter(|| plan.accumulate(&query, &gallery))
     });
-    group.bench_function("extend query (32 polys)", |b| {
+    group.bench_function(BenchmarkId::new("extend query (32 polys)", n), |b| {
         b.iter(|| plan.extend_ntt(&query_q).unwrap())
     });
-    let acc = plan.accumulate(&query, &gallery);
-    group.bench_function("finish (inverse NTT, scale, forward NTT)", |b| {
-        b.iter(|| plan.finish(acc.clone()))
+    // The CPU engine's form: squares once per query / at enrolment, three products a group.
+    let expanded_query = plan.expand_query(&query).unwrap();
+    let expanded_group = plan.expand_group(&gallery).unwrap();
+    group.bench_function(
+        BenchmarkId::new("accumulate+scale, expanded form", n),
+        |b| b.iter(|| plan.evaluate_expanded(&expanded_query, &expanded_group)),
+    );
+    group.bench_function(BenchmarkId::new("accumulate only, expanded form", n), |b| {
+        b.iter(|| plan.accumulate_expanded(&expanded_query, &expanded_group))
     });
+    group.bench_function(
+        BenchmarkId::new("expand query (square term, once per query)", n),
+        |b| b.iter(|| plan.expand_query(&query).unwrap()),
+    );
+    let acc = plan.accumulate(&query, &gallery);
+    group.bench_function(
+        BenchmarkId::new("finish (inverse NTT, scale, forward NTT)", n),
+        |b| b.iter(|| plan.finish(acc.clone())),
+    );
     let mut coeffs = acc.clone();
     plan.qp().inverse(&mut coeffs).unwrap();
     let per = plan.qp().poly_len();
-    group.bench_function("scale only (3 polys)", |b| {
+    group.bench_function(BenchmarkId::new("scale only (3 polys)", n), |b| {
         b.iter(|| {
             let mut out = vec![0u64; plan.q().poly_len()];
             for poly in coeffs.chunks_exact(per) {
@@ -94,7 +116,6 @@ fn fused(c: &mut Criterion) {
             out
         })
     });
-    group.finish();
 }
 
 criterion_group!(benches, ntt, fused);

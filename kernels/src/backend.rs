@@ -1,5 +1,6 @@
 //! One trait over the CPU and CUDA engines, and the run-time choice between them.
 
+use crate::expanded::ExpandedGroup;
 use crate::fused::FusedPlan;
 use crate::rns::RnsBasis;
 use crate::KernelError;
@@ -130,29 +131,59 @@ impl Backend for CpuBackend {
         groups: Vec<Vec<u64>>,
     ) -> Result<Box<dyn StoredGallery>, KernelError> {
         plan.check_groups(&groups)?;
-        let extended = groups
-            .par_iter()
-            .map(|group| plan.extend_ntt(group))
-            .collect::<Result<Vec<_>, _>>()?;
+        // Group by group, so that only one extended copy per thread exists at a time.
+        let groups = if groups.len() >= EXPANDED_FROM_GROUPS {
+            CpuGroups::Expanded(
+                groups
+                    .par_iter()
+                    .map(|group| plan.expand_group(&plan.extend_ntt(group)?))
+                    .collect::<Result<_, _>>()?,
+            )
+        } else {
+            CpuGroups::Direct(
+                groups
+                    .par_iter()
+                    .map(|group| plan.extend_ntt(group))
+                    .collect::<Result<_, _>>()?,
+            )
+        };
         Ok(Box::new(CpuGallery {
             plan: plan.clone(),
-            groups: extended,
+            groups,
         }))
     }
 }
 
+/// Galleries of at least this many groups are kept in the expanded form
+/// ([`crate::expanded`]): its per-query squares cost about what 4–6 groups save.
+pub const EXPANDED_FROM_GROUPS: usize = 6;
+
 struct CpuGallery {
     plan: Arc<FusedPlan>,
-    groups: Vec<Vec<u64>>,
+    groups: CpuGroups,
+}
+
+/// The same words either way; only the cost differs.
+enum CpuGroups {
+    /// Extended groups in the usual layout, for the direct form.
+    Direct(Vec<Vec<u64>>),
+    /// The expanded form's operands and square terms.
+    Expanded(Vec<ExpandedGroup>),
 }
 
 impl StoredGallery for CpuGallery {
     fn groups(&self) -> usize {
-        self.groups.len()
+        match &self.groups {
+            CpuGroups::Direct(groups) => groups.len(),
+            CpuGroups::Expanded(groups) => groups.len(),
+        }
     }
 
     fn bytes(&self) -> usize {
-        self.groups.iter().map(|g| g.len() * 8).sum()
+        match &self.groups {
+            CpuGroups::Direct(groups) => groups.iter().map(|g| g.len() * 8).sum(),
+            CpuGroups::Expanded(groups) => groups.iter().map(|g| g.len() * 8).sum(),
+        }
     }
 
     fn evaluate(&self, query: &[u64]) -> Result<Vec<Vec<u64>>, KernelError> {
@@ -163,11 +194,19 @@ impl StoredGallery for CpuGallery {
 
     fn evaluate_extended(&self, query: &[u64]) -> Result<Vec<Vec<u64>>, KernelError> {
         self.plan.check_extended(query, "extended query")?;
-        Ok(self
-            .groups
-            .par_iter()
-            .map(|group| self.plan.evaluate_group(query, group))
-            .collect())
+        Ok(match &self.groups {
+            CpuGroups::Direct(groups) => groups
+                .par_iter()
+                .map(|group| self.plan.evaluate_group(query, group))
+                .collect(),
+            CpuGroups::Expanded(groups) => {
+                let query = self.plan.expand_query(query)?;
+                groups
+                    .par_iter()
+                    .map(|group| self.plan.evaluate_expanded(&query, group))
+                    .collect()
+            }
+        })
     }
 }
 

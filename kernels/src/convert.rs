@@ -27,7 +27,52 @@ pub struct MixedRadix {
     targets: Vec<(Modulus, Vec<Constant>, u64)>,
     /// Per target: every digit is already below it (no reduction needed in Horner).
     digits_fit: Vec<bool>,
+    /// How digit k is brought below mᵢ (row i) and below target j (`target_fit[j][k]`) in
+    /// the blocked conversions.
+    within_fit: Vec<Vec<Fit>>,
+    target_fit: Vec<Vec<Fit>>,
 }
+
+/// What reducing a digit dₖ < mₖ modulo another prime m takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fit {
+    /// mₖ ≤ m: already reduced.
+    Below,
+    /// mₖ ≤ 2m: one conditional subtraction.
+    Twice,
+    /// Anything else: a Shoup reduction.
+    Any,
+}
+
+impl Fit {
+    fn of(from: u64, to: u64) -> Self {
+        if from <= to {
+            Self::Below
+        } else if from / 2 <= to {
+            // from is odd (a prime above 2), so from ≤ 2·to as well.
+            Self::Twice
+        } else {
+            Self::Any
+        }
+    }
+
+    #[inline(always)]
+    fn reduce(self, d: u64, m: &Modulus) -> u64 {
+        match self {
+            Self::Below => d,
+            Self::Twice => m.reduce_once(d),
+            Self::Any => m.reduce(d),
+        }
+    }
+}
+
+/// Coefficients converted together by the blocked conversions: their digits stay in the L1
+/// cache, and each step is a loop over independent coefficients (no chain through one
+/// coefficient's digits), which is what keeps the multipliers busy.
+pub const BLOCK: usize = 64;
+
+/// Digits of [`BLOCK`] coefficients, row k = digit k.
+pub type DigitBlock = [[u64; BLOCK]; MAX_LIMBS];
 
 impl MixedRadix {
     /// Digits over `basis`, Horner constants into `targets`.
@@ -84,6 +129,13 @@ impl MixedRadix {
             .iter()
             .map(|(m, _, _)| basis.iter().all(|&b| b <= m.value()))
             .collect();
+        let within_fit = (0..basis.len())
+            .map(|i| (0..i).map(|k| Fit::of(basis[k], basis[i])).collect())
+            .collect();
+        let target_fit = targets
+            .iter()
+            .map(|(m, _, _)| basis.iter().map(|&b| Fit::of(b, m.value())).collect())
+            .collect();
         Ok(Self {
             moduli,
             prefix_inv,
@@ -91,6 +143,8 @@ impl MixedRadix {
             half,
             targets,
             digits_fit,
+            within_fit,
+            target_fit,
         })
     }
 
@@ -182,6 +236,79 @@ impl MixedRadix {
             v
         }
     }
+
+    /// Digits of a block of values: `row(i)` gives limb i's residues of the block (each
+    /// below its prime). The same digits as [`MixedRadix::digits`], coefficient by
+    /// coefficient.
+    #[inline]
+    pub fn digits_block<'a>(&self, row: impl Fn(usize) -> &'a [u64], d: &mut DigitBlock) {
+        d[0].copy_from_slice(&row(0)[..BLOCK]);
+        for i in 1..self.moduli.len() {
+            let m = &self.moduli[i];
+            let fit = &self.within_fit[i];
+            let x = &row(i)[..BLOCK];
+            let (done, rest) = d.split_at_mut(i);
+            let out = &mut rest[0];
+            for c in 0..BLOCK {
+                out[c] = fit[i - 1].reduce(done[i - 1][c], m);
+            }
+            for k in (0..i - 1).rev() {
+                let w = &self.within[i][k];
+                for c in 0..BLOCK {
+                    out[c] = m.add(w.mul(out[c], m), fit[k].reduce(done[k][c], m));
+                }
+            }
+            let inv = &self.prefix_inv[i];
+            for c in 0..BLOCK {
+                out[c] = inv.mul(m.sub(x[c], out[c]), m);
+            }
+        }
+    }
+
+    /// [`MixedRadix::upper_half`] for a block, branch-free.
+    #[inline]
+    pub fn upper_half_block(&self, d: &DigitBlock, negative: &mut [bool; BLOCK]) {
+        let mut equal = [true; BLOCK];
+        *negative = [false; BLOCK];
+        for i in (0..self.moduli.len()).rev() {
+            let h = self.half[i];
+            for c in 0..BLOCK {
+                negative[c] |= equal[c] & (d[i][c] > h);
+                equal[c] &= d[i][c] == h;
+            }
+        }
+    }
+
+    /// [`MixedRadix::eval`] for a block: the values mod target `j` (centred where
+    /// `negative`) into `out`.
+    #[inline]
+    pub fn eval_block(
+        &self,
+        d: &DigitBlock,
+        j: usize,
+        negative: Option<&[bool; BLOCK]>,
+        out: &mut [u64],
+    ) {
+        let (m, consts, product) = &self.targets[j];
+        let fit = &self.target_fit[j];
+        let top = self.moduli.len() - 1;
+        let out = &mut out[..BLOCK];
+        for c in 0..BLOCK {
+            out[c] = fit[top].reduce(d[top][c], m);
+        }
+        for k in (0..top).rev() {
+            let w = &consts[k];
+            for c in 0..BLOCK {
+                out[c] = m.add(w.mul(out[c], m), fit[k].reduce(d[k][c], m));
+            }
+        }
+        if let Some(negative) = negative {
+            for c in 0..BLOCK {
+                let lifted = m.sub(out[c], *product);
+                out[c] = if negative[c] { lifted } else { out[c] };
+            }
+        }
+    }
 }
 
 /// A constant and its Shoup quotient.
@@ -232,9 +359,21 @@ impl Lift {
         let l = self.radix.limbs();
         debug_assert_eq!(q_coeffs.len(), l * n);
         debug_assert_eq!(p_coeffs.len(), self.extra * n);
+        let blocked = n - n % BLOCK;
+        let mut d = [[0u64; BLOCK]; MAX_LIMBS];
+        let mut negative = [false; BLOCK];
+        for start in (0..blocked).step_by(BLOCK) {
+            self.radix
+                .digits_block(|i| &q_coeffs[i * n + start..], &mut d);
+            self.radix.upper_half_block(&d, &mut negative);
+            for j in 0..self.extra {
+                self.radix
+                    .eval_block(&d, j, Some(&negative), &mut p_coeffs[j * n + start..]);
+            }
+        }
         let mut x = [0u64; MAX_LIMBS];
         let mut d = [0u64; MAX_LIMBS];
-        for c in 0..n {
+        for c in blocked..n {
             for i in 0..l {
                 x[i] = q_coeffs[i * n + c];
             }
@@ -362,11 +501,49 @@ impl Scaler {
         let len = range.len();
         debug_assert_eq!(qp_coeffs.len(), (l + k) * n);
         debug_assert_eq!(q_out.len(), l * len);
+        // Whole blocks first (the fast path), then any remainder coefficient by coefficient.
+        let blocked = range.start + (len - len % BLOCK);
+        let mut dq = [[0u64; BLOCK]; MAX_LIMBS];
+        let mut kp = [[0u64; BLOCK]; MAX_LIMBS];
+        let mut dp = [[0u64; BLOCK]; MAX_LIMBS];
+        let mut negative = [false; BLOCK];
+        let mut e = [0u64; BLOCK];
+        let mut r = [0u64; BLOCK];
+        let mut digits = [0u64; MAX_LIMBS];
+        for start in (range.start..blocked).step_by(BLOCK) {
+            self.q
+                .digits_block(|i| &qp_coeffs[i * n + start..], &mut dq);
+            for c in 0..BLOCK {
+                for i in 0..l {
+                    digits[i] = dq[i][c];
+                }
+                e[c] = self.rounded_fraction(&digits);
+            }
+            for (j, kp) in kp.iter_mut().enumerate().take(k) {
+                let m = &self.p.moduli()[j];
+                let x = &qp_coeffs[(l + j) * n + start..][..BLOCK];
+                self.q.eval_block(&dq, j, None, &mut r);
+                for c in 0..BLOCK {
+                    kp[c] = self.q_inv_p[j].mul(m.sub(x[c], r[c]), m);
+                }
+            }
+            self.p.digits_block(|i| &kp[i], &mut dp);
+            self.p.upper_half_block(&dp, &mut negative);
+            for i in 0..l {
+                let m = &self.q.moduli()[i];
+                self.p.eval_block(&dp, i, Some(&negative), &mut r);
+                let out = &mut q_out[i * len + start - range.start..][..BLOCK];
+                for c in 0..BLOCK {
+                    // e ≤ t < 2⁴⁰ may exceed a prime only in tests with tiny primes.
+                    out[c] = m.add(self.t_q[i].mul(r[c], m), m.reduce(e[c]));
+                }
+            }
+        }
         let mut x = [0u64; MAX_LIMBS];
         let mut dq = [0u64; MAX_LIMBS];
         let mut kp = [0u64; MAX_LIMBS];
         let mut dp = [0u64; MAX_LIMBS];
-        for c in range.clone() {
+        for c in blocked..range.end {
             for i in 0..l {
                 x[i] = qp_coeffs[i * n + c];
             }
@@ -441,7 +618,8 @@ mod tests {
         let p = primes(30, 3, &q);
         let lift = Lift::new(&q, &p).unwrap();
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(2);
-        let n = 64;
+        // Two blocks and a remainder: the blocked path and the per-coefficient one.
+        let n = 2 * BLOCK + 5;
         let qbig: i128 = q.iter().map(|&b| b as i128).product();
         let values: Vec<i128> = (0..n)
             .map(|i| match i {
@@ -482,7 +660,7 @@ mod tests {
         let pbig: i128 = p.iter().map(|&b| b as i128).product();
         let all: Vec<u64> = q.iter().chain(&p).copied().collect();
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
-        let n = 256;
+        let n = 3 * BLOCK + 7;
         let bound = qbig * (pbig / 2 - 1);
         let values: Vec<i128> = (0..n)
             .map(|i| match i {

@@ -5,6 +5,8 @@
 //! - [`rns`]: bases of primes and limb-major batches of polynomials.
 //! - [`convert`]: exact lift Q → P and scale-and-round Q∪P → Q (Garner mixed radix).
 //! - [`fused`]: the fused columnar distance for a gallery group.
+//! - [`expanded`]: the same distance with the query's and the group's squares computed
+//!   once, leaving three products per coefficient and feature (the CPU engine's form).
 //! - [`backend`]: the [`Backend`] trait, the CPU engine and the run-time choice.
 //! - `gpu` (feature `cuda`, and the tests): the GPU engine over a device — CUDA
 //!   ([`cuda`]), or in the tests the CUDA source compiled for the host with an emulated
@@ -19,6 +21,7 @@ pub mod backend;
 pub mod convert;
 #[cfg(feature = "cuda")]
 pub mod cuda;
+pub mod expanded;
 pub mod fused;
 #[cfg(any(feature = "cuda", test))]
 mod gpu;

@@ -110,12 +110,13 @@ impl NttTable {
         #[cfg(target_arch = "x86_64")]
         if self.n >= 16 && crate::simd::avx512() {
             let p = self.p.value();
-            // SAFETY: AVX-512F and DQ are present (checked by `avx512`).
-            let k =
-                unsafe { crate::simd::forward_levels(a, &self.omegas, &self.omegas_shoup, p, 8) };
-            self.forward_levels(a, 4, k);
-            // SAFETY: as above; n is a multiple of 8.
-            unsafe { crate::simd::reduce_from_4p(a, p) };
+            // SAFETY: AVX-512F and DQ are present (checked by `avx512`); n is a multiple
+            // of 16. The three innermost levels run there too, with permutes.
+            unsafe {
+                let k = crate::simd::forward_levels(a, &self.omegas, &self.omegas_shoup, p, 8);
+                crate::simd::forward_tail(a, &self.omegas, &self.omegas_shoup, p, k);
+                crate::simd::reduce_from_4p(a, p);
+            }
             return;
         }
         self.forward_scalar(a);
@@ -160,10 +161,10 @@ impl NttTable {
         #[cfg(target_arch = "x86_64")]
         if self.n >= 16 && crate::simd::avx512() {
             let p = self.p.value();
-            let k = self.inverse_levels(a, 8);
             // SAFETY: AVX-512F and DQ are present (checked by `avx512`); n is a multiple
-            // of 8.
+            // of 16.
             unsafe {
+                let k = crate::simd::inverse_head(a, &self.zetas_inv, &self.zetas_inv_shoup, p);
                 crate::simd::inverse_levels(a, &self.zetas_inv, &self.zetas_inv_shoup, p, 8, k);
                 crate::simd::scale(a, self.n_inv, self.n_inv_shoup, p);
             }

@@ -6,8 +6,9 @@
 //!
 //! AVX-512 has no 64×64→128-bit multiply: the high half of y·w′ (Shoup's quotient) is put
 //! together from four 32×32→64-bit products (`vpmuludq`), and the low halves come from
-//! `vpmullq`. Levels whose butterflies span at least 8 words run here (all but the three
-//! innermost); the innermost stay scalar.
+//! `vpmullq`. Levels whose butterflies span at least 8 words run on whole vectors; the three
+//! innermost (spans 4, 2, 1) run on pairs of vectors whose butterfly partners are brought
+//! into matching lanes by `vpermt2q`, with per-lane twiddles.
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
@@ -101,6 +102,219 @@ mod x86 {
         k
     }
 
+    /// Lane-wise twiddles with the high halves of their Shoup quotients.
+    struct Twiddles {
+        w: __m512i,
+        ws: __m512i,
+        ws_hi: __m512i,
+    }
+
+    impl Twiddles {
+        /// Lane i takes twiddle `k + idx[i]` (idx as 64-bit lane indices into 8 words
+        /// loaded from k; lanes past the table are never selected).
+        #[inline]
+        #[target_feature(enable = "avx512f")]
+        fn gather(w: &[u64], ws: &[u64], k: usize, count: usize, idx: __m512i) -> Self {
+            let (w, ws) = (&w[k..k + count], &ws[k..k + count]);
+            let mask = ((1u32 << count) - 1) as __mmask8;
+            // SAFETY: the masked lanes lie inside the slices (count ≤ 8 words); the others
+            // are neither read nor faulted on.
+            let (vw, vs) = unsafe {
+                (
+                    _mm512_maskz_loadu_epi64(mask, w.as_ptr().cast()),
+                    _mm512_maskz_loadu_epi64(mask, ws.as_ptr().cast()),
+                )
+            };
+            let ws = _mm512_permutexvar_epi64(idx, vs);
+            Self {
+                w: _mm512_permutexvar_epi64(idx, vw),
+                ws,
+                ws_hi: _mm512_srli_epi64::<32>(ws),
+            }
+        }
+    }
+
+    /// Lane indices, first lane first.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn lanes(i: [i64; 8]) -> __m512i {
+        _mm512_set_epi64(i[7], i[6], i[5], i[4], i[3], i[2], i[1], i[0])
+    }
+
+    /// Harvey's forward butterfly on 8 lanes: (u + t, u + 2p − t), u = x mod 2p, t = y·w.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512dq")]
+    fn forward_butterfly(
+        x: __m512i,
+        y: __m512i,
+        tw: &Twiddles,
+        p: __m512i,
+        two_p: __m512i,
+    ) -> (__m512i, __m512i) {
+        let u = reduce_once(x, two_p);
+        let t = mul_shoup_lazy(y, tw.w, tw.ws, tw.ws_hi, p);
+        (
+            _mm512_add_epi64(u, t),
+            _mm512_sub_epi64(_mm512_add_epi64(u, two_p), t),
+        )
+    }
+
+    /// The inverse butterfly on 8 lanes: ((x + y) mod 2p, (x + 2p − y)·z).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512dq")]
+    fn inverse_butterfly(
+        x: __m512i,
+        y: __m512i,
+        tw: &Twiddles,
+        p: __m512i,
+        two_p: __m512i,
+    ) -> (__m512i, __m512i) {
+        let sum = reduce_once(_mm512_add_epi64(x, y), two_p);
+        let diff = _mm512_sub_epi64(_mm512_add_epi64(x, two_p), y);
+        (sum, mul_shoup_lazy(diff, tw.w, tw.ws, tw.ws_hi, p))
+    }
+
+    /// The three innermost forward levels (half-sizes 4, 2, 1), twiddles from index `k`
+    /// (the first level's), two blocks of 8 words at a time with the butterflies' partners
+    /// brought into matching lanes by permutes: the same butterflies, in the same order
+    /// per word, as the scalar levels.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F and AVX-512DQ; `a.len()` a multiple of 16.
+    #[target_feature(enable = "avx512f,avx512dq")]
+    pub unsafe fn forward_tail(
+        a: &mut [u64],
+        omegas: &[u64],
+        omegas_shoup: &[u64],
+        p: u64,
+        k: usize,
+    ) {
+        let n = a.len();
+        let (k4, k2, k1) = (k, k + n / 8, k + n / 8 + n / 4);
+        let two_p = _mm512_set1_epi64((2 * p) as i64);
+        let pv = _mm512_set1_epi64(p as i64);
+        let dup4 = lanes([0, 0, 0, 0, 1, 1, 1, 1]);
+        let dup2 = lanes([0, 0, 1, 1, 2, 2, 3, 3]);
+        let ident = lanes([0, 1, 2, 3, 4, 5, 6, 7]);
+        let lo_halves = lanes([0, 1, 2, 3, 8, 9, 10, 11]);
+        let hi_halves = lanes([4, 5, 6, 7, 12, 13, 14, 15]);
+        let x2 = lanes([0, 1, 8, 9, 4, 5, 12, 13]);
+        let y2 = lanes([2, 3, 10, 11, 6, 7, 14, 15]);
+        let x1 = lanes([0, 8, 2, 10, 4, 12, 6, 14]);
+        let y1 = lanes([1, 9, 3, 11, 5, 13, 7, 15]);
+        let out_a = lanes([0, 8, 1, 9, 2, 10, 3, 11]);
+        let out_b = lanes([4, 12, 5, 13, 6, 14, 7, 15]);
+        for (b, pair) in a.chunks_exact_mut(16).enumerate() {
+            // SAFETY: 16 words; unaligned loads and stores.
+            unsafe {
+                let va = _mm512_loadu_si512(pair.as_ptr().cast());
+                let vb = _mm512_loadu_si512(pair.as_ptr().add(8).cast());
+                // Half 4: x = the low halves of both blocks, y = the high halves.
+                let tw = Twiddles::gather(omegas, omegas_shoup, k4 + 2 * b, 2, dup4);
+                let (x, y) = forward_butterfly(
+                    _mm512_permutex2var_epi64(va, lo_halves, vb),
+                    _mm512_permutex2var_epi64(va, hi_halves, vb),
+                    &tw,
+                    pv,
+                    two_p,
+                );
+                // Half 2 (block a = x₀..₃ y₀..₃, block b = x₄..₇ y₄..₇).
+                let tw = Twiddles::gather(omegas, omegas_shoup, k2 + 4 * b, 4, dup2);
+                let (x, y) = forward_butterfly(
+                    _mm512_permutex2var_epi64(x, x2, y),
+                    _mm512_permutex2var_epi64(x, y2, y),
+                    &tw,
+                    pv,
+                    two_p,
+                );
+                // Half 1.
+                let tw = Twiddles::gather(omegas, omegas_shoup, k1 + 8 * b, 8, ident);
+                let (x, y) = forward_butterfly(
+                    _mm512_permutex2var_epi64(x, x1, y),
+                    _mm512_permutex2var_epi64(x, y1, y),
+                    &tw,
+                    pv,
+                    two_p,
+                );
+                _mm512_storeu_si512(
+                    pair.as_mut_ptr().cast(),
+                    _mm512_permutex2var_epi64(x, out_a, y),
+                );
+                _mm512_storeu_si512(
+                    pair.as_mut_ptr().add(8).cast(),
+                    _mm512_permutex2var_epi64(x, out_b, y),
+                );
+            }
+        }
+    }
+
+    /// The three first inverse levels (half-sizes 1, 2, 4), twiddles from index 0; returns
+    /// the next twiddle index. The mirror of [`forward_tail`].
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F and AVX-512DQ; `a.len()` a multiple of 16.
+    #[target_feature(enable = "avx512f,avx512dq")]
+    pub unsafe fn inverse_head(a: &mut [u64], zetas: &[u64], zetas_shoup: &[u64], p: u64) -> usize {
+        let n = a.len();
+        let (k1, k2, k4) = (0, n / 2, n / 2 + n / 4);
+        let two_p = _mm512_set1_epi64((2 * p) as i64);
+        let pv = _mm512_set1_epi64(p as i64);
+        let dup4 = lanes([0, 0, 0, 0, 1, 1, 1, 1]);
+        let dup2 = lanes([0, 0, 1, 1, 2, 2, 3, 3]);
+        let ident = lanes([0, 1, 2, 3, 4, 5, 6, 7]);
+        let evens = lanes([0, 2, 4, 6, 8, 10, 12, 14]);
+        let odds = lanes([1, 3, 5, 7, 9, 11, 13, 15]);
+        let x2 = lanes([0, 8, 2, 10, 4, 12, 6, 14]);
+        let y2 = lanes([1, 9, 3, 11, 5, 13, 7, 15]);
+        let x4 = lanes([0, 1, 8, 9, 4, 5, 12, 13]);
+        let y4 = lanes([2, 3, 10, 11, 6, 7, 14, 15]);
+        let lo_halves = lanes([0, 1, 2, 3, 8, 9, 10, 11]);
+        let hi_halves = lanes([4, 5, 6, 7, 12, 13, 14, 15]);
+        for (b, pair) in a.chunks_exact_mut(16).enumerate() {
+            // SAFETY: 16 words; unaligned loads and stores.
+            unsafe {
+                let va = _mm512_loadu_si512(pair.as_ptr().cast());
+                let vb = _mm512_loadu_si512(pair.as_ptr().add(8).cast());
+                // Half 1: x = even words, y = odd words.
+                let tw = Twiddles::gather(zetas, zetas_shoup, k1 + 8 * b, 8, ident);
+                let (x, y) = inverse_butterfly(
+                    _mm512_permutex2var_epi64(va, evens, vb),
+                    _mm512_permutex2var_epi64(va, odds, vb),
+                    &tw,
+                    pv,
+                    two_p,
+                );
+                // Half 2.
+                let tw = Twiddles::gather(zetas, zetas_shoup, k2 + 4 * b, 4, dup2);
+                let (x, y) = inverse_butterfly(
+                    _mm512_permutex2var_epi64(x, x2, y),
+                    _mm512_permutex2var_epi64(x, y2, y),
+                    &tw,
+                    pv,
+                    two_p,
+                );
+                // Half 4.
+                let tw = Twiddles::gather(zetas, zetas_shoup, k4 + 2 * b, 2, dup4);
+                let (x, y) = inverse_butterfly(
+                    _mm512_permutex2var_epi64(x, x4, y),
+                    _mm512_permutex2var_epi64(x, y4, y),
+                    &tw,
+                    pv,
+                    two_p,
+                );
+                _mm512_storeu_si512(
+                    pair.as_mut_ptr().cast(),
+                    _mm512_permutex2var_epi64(x, lo_halves, y),
+                );
+                _mm512_storeu_si512(
+                    pair.as_mut_ptr().add(8).cast(),
+                    _mm512_permutex2var_epi64(x, hi_halves, y),
+                );
+            }
+        }
+        n / 2 + n / 4 + n / 8
+    }
+
     /// Full reduction of values below 4p to [0, p).
     ///
     /// # Safety
@@ -160,6 +374,42 @@ mod x86 {
                 }
             }
             half <<= 1;
+        }
+    }
+
+    /// d₀ = c·x₀, d₁ = c·x₁ and d₂ = d₀ + d₁, all mod p and reduced, lane-wise (the
+    /// expanded form's scaled query operand).
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F and AVX-512DQ; all slices of one length, a multiple of 8.
+    #[target_feature(enable = "avx512f,avx512dq")]
+    pub unsafe fn scale_pair(
+        x0: &[u64],
+        x1: &[u64],
+        c: u64,
+        c_shoup: u64,
+        p: u64,
+        out: [&mut [u64]; 3],
+    ) {
+        let cv = _mm512_set1_epi64(c as i64);
+        let cs = _mm512_set1_epi64(c_shoup as i64);
+        let cs_hi = _mm512_set1_epi64((c_shoup >> 32) as i64);
+        let pv = _mm512_set1_epi64(p as i64);
+        let [d0, d1, d2] = out;
+        for i in (0..x0.len()).step_by(8) {
+            // SAFETY: i + 8 ≤ len for every slice (same lengths, multiples of 8).
+            unsafe {
+                let a = _mm512_loadu_si512(x0.as_ptr().add(i).cast());
+                let b = _mm512_loadu_si512(x1.as_ptr().add(i).cast());
+                let a = reduce_once(mul_shoup_lazy(a, cv, cs, cs_hi, pv), pv);
+                let b = reduce_once(mul_shoup_lazy(b, cv, cs, cs_hi, pv), pv);
+                _mm512_storeu_si512(d0.as_mut_ptr().add(i).cast(), a);
+                _mm512_storeu_si512(d1.as_mut_ptr().add(i).cast(), b);
+                _mm512_storeu_si512(
+                    d2.as_mut_ptr().add(i).cast(),
+                    reduce_once(_mm512_add_epi64(a, b), pv),
+                );
+            }
         }
     }
 
