@@ -254,19 +254,39 @@ impl FusedPlan {
     /// polynomials). The Q limbs are copied unchanged; the P limbs come from the centred lift
     /// of the coefficients.
     pub fn extend_ntt(&self, q_ntt: &[u64]) -> Result<Vec<u64>, KernelError> {
-        self.q.count(q_ntt)?;
+        self.extend_polys(q_ntt, |_| false)
+    }
+
+    /// As [`FusedPlan::extend_ntt`], where polynomial i is given in coefficient form when
+    /// `coefficient_form(i)` (e.g. the c₀ of a seeded ciphertext as it travels): its lift
+    /// needs no inverse transform, and its Q limbs are transformed here. The output is the
+    /// same NTT-form extension either way.
+    pub fn extend_polys(
+        &self,
+        polys: &[u64],
+        coefficient_form: impl Fn(usize) -> bool + Sync,
+    ) -> Result<Vec<u64>, KernelError> {
+        self.q.count(polys)?;
         let (n, lq, lp) = (self.degree(), self.q.limbs(), self.p.limbs());
-        let mut out = vec![0u64; q_ntt.len() / lq * (lq + lp)];
+        let mut out = vec![0u64; polys.len() / lq * (lq + lp)];
         out.par_chunks_exact_mut((lq + lp) * n)
-            .zip(q_ntt.par_chunks_exact(lq * n))
-            .for_each(|(ext, src)| {
+            .zip(polys.par_chunks_exact(lq * n))
+            .enumerate()
+            .for_each(|(i, (ext, src))| {
                 let (q_part, p_part) = ext.split_at_mut(lq * n);
                 q_part.copy_from_slice(src);
-                let mut coeffs = src.to_vec();
-                for (limb, table) in coeffs.chunks_exact_mut(n).zip(self.q.tables()) {
-                    table.inverse(limb);
+                if coefficient_form(i) {
+                    self.lift.apply(src, p_part, n);
+                    for (limb, table) in q_part.chunks_exact_mut(n).zip(self.q.tables()) {
+                        table.forward(limb);
+                    }
+                } else {
+                    let mut coeffs = src.to_vec();
+                    for (limb, table) in coeffs.chunks_exact_mut(n).zip(self.q.tables()) {
+                        table.inverse(limb);
+                    }
+                    self.lift.apply(&coeffs, p_part, n);
                 }
-                self.lift.apply(&coeffs, p_part, n);
                 for (limb, table) in p_part.chunks_exact_mut(n).zip(self.p.tables()) {
                     table.forward(limb);
                 }

@@ -60,10 +60,55 @@ pub fn read_seeded(bytes: &[u8], moduli: &[u64], n: usize, what: &str) -> Result
         .as_slice()
         .try_into()
         .map_err(|_| bad(format!("a seed of {} bytes, expected 32", ct.seed.len())))?;
-    let rq = RqWire::decode(ct.c[0].as_slice()).map_err(|e| bad(e.to_string()))?;
+    let c0 = read_component(&ct.c[0], moduli, n, &bad, 0)?;
+    Ok(Some(Seeded { c0, seed }))
+}
+
+/// Checks an unseeded ciphertext of `components` polynomials at level 0 over `moduli`
+/// as fhe.rs's decoder and `wire::decode_ciphertext` would — parses, component count,
+/// level, NTT representation, degree, sizes, reduced coefficients — without building
+/// fhe.rs objects (no transforms): for servers that pass ciphertexts on unchanged.
+/// `Ok(false)` for a seeded ciphertext, which the caller decodes in full instead.
+pub fn check_unseeded(
+    bytes: &[u8],
+    moduli: &[u64],
+    n: usize,
+    components: usize,
+    artifact: &str,
+) -> Result<bool> {
+    let bad = |why: String| ProtocolError::wire(artifact, format!("ciphertext: {why}"));
+    let ct = fhe::proto::bfv::Ciphertext::decode(bytes).map_err(|e| bad(e.to_string()))?;
+    if !ct.seed.is_empty() {
+        return Ok(false);
+    }
+    if ct.c.len() != components {
+        return Err(bad(format!(
+            "{} components, expected {components}",
+            ct.c.len()
+        )));
+    }
+    if ct.level != 0 {
+        return Err(bad(format!("level {}, expected the top level 0", ct.level)));
+    }
+    for (i, c) in ct.c.iter().enumerate() {
+        read_component(c, moduli, n, &bad, i)?;
+    }
+    Ok(true)
+}
+
+/// One serialized polynomial of a ciphertext: NTT representation, degree n, the packed
+/// size over `moduli`, every coefficient reduced; its power-basis words, limb-major.
+fn read_component(
+    bytes: &[u8],
+    moduli: &[u64],
+    n: usize,
+    bad: &dyn Fn(String) -> ProtocolError,
+    index: usize,
+) -> Result<Vec<u64>> {
+    let rq = RqWire::decode(bytes).map_err(|e| bad(format!("component {index}: {e}")))?;
     if rq.representation != NTT {
         return Err(bad(format!(
-            "component 0 in representation {}; ciphertexts travel in Ntt",
+            "component {index} in representation {}; ciphertexts travel in Ntt",
             rq.representation
         )));
     }
@@ -74,11 +119,11 @@ pub fn read_seeded(bytes: &[u8], moduli: &[u64], n: usize, what: &str) -> Result
     let total: usize = lengths.iter().sum();
     if rq.coefficients.len() != total {
         return Err(bad(format!(
-            "{} coefficient bytes, expected {total}",
+            "{} coefficient bytes in component {index}, expected {total}",
             rq.coefficients.len()
         )));
     }
-    let mut c0 = Vec::with_capacity(moduli.len() * n);
+    let mut words = Vec::with_capacity(moduli.len() * n);
     let mut at = 0;
     for (&q, &len) in moduli.iter().zip(&lengths) {
         let limb = fhe_util::transcode_from_bytes(&rq.coefficients[at..at + len], packed_bits(q));
@@ -86,7 +131,36 @@ pub fn read_seeded(bytes: &[u8], moduli: &[u64], n: usize, what: &str) -> Result
         if limb.len() < n || limb[..n].iter().any(|&c| c >= q) {
             return Err(bad(format!("a coefficient not reduced modulo {q}")));
         }
-        c0.extend_from_slice(&limb[..n]);
+        words.extend_from_slice(&limb[..n]);
     }
-    Ok(Some(Seeded { c0, seed }))
+    Ok(words)
+}
+
+/// An unseeded level-0 ciphertext as fhe.rs serializes it, from its polynomials'
+/// coefficient-form words (limb-major over `moduli`, each reduced): NTT representation
+/// recorded, coefficients bit-packed limb by limb, the variable-time flag as given.
+pub fn write_ciphertext(polys: &[&[u64]], moduli: &[u64], allow_variable_time: bool) -> Vec<u8> {
+    let n = polys.first().map_or(0, |p| p.len() / moduli.len().max(1));
+    let c = polys
+        .iter()
+        .map(|words| {
+            let mut packed = Vec::new();
+            for (limb, &q) in words.chunks_exact(n).zip(moduli) {
+                packed.extend(fhe_util::transcode_to_bytes(limb, packed_bits(q)));
+            }
+            RqWire {
+                representation: NTT,
+                degree: n as u32,
+                coefficients: packed,
+                allow_variable_time,
+            }
+            .encode_to_vec()
+        })
+        .collect();
+    fhe::proto::bfv::Ciphertext {
+        c,
+        seed: Vec::new(),
+        level: 0,
+    }
+    .encode_to_vec()
 }

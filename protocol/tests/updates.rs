@@ -351,3 +351,99 @@ fn a_cluster_answering_garbage_is_named_or_left_out() {
         }
     }
 }
+
+/// A cluster whose columnar answer is well sealed but holds a result ciphertext with an
+/// unreduced coefficient (what a bit-packed word can encode and fhe.rs's decoder does
+/// not check).
+struct Unreduced {
+    inner: InProcess,
+    params: Params,
+    liar: usize,
+}
+
+impl Transport for Unreduced {
+    fn clusters(&self) -> usize {
+        self.inner.clusters()
+    }
+
+    fn call(&self, cluster: usize, request: &[u8]) -> Result<Vec<u8>> {
+        use prost::Message;
+        use protocol::messages::Ciphertexts;
+        use protocol::rq_wire::RqWire;
+        use protocol::wire::{Artifact, Sealer};
+        let answer = self.inner.call(cluster, request)?;
+        if cluster != self.liar || protocol::wire::peek(request)? != Artifact::Query {
+            return Ok(answer);
+        }
+        let id = protocol::wire::deployment(&answer)?;
+        let (nanos, items) =
+            Ciphertexts::decode_serialized(&answer, Artifact::ClusterResult, &self.params)?;
+        let mut items: Vec<(usize, Vec<u8>)> =
+            items.into_iter().map(|(i, b)| (i, b.to_vec())).collect();
+        let mut ct = fhe::proto::bfv::Ciphertext::decode(items[0].1.as_slice()).unwrap();
+        let mut rq = RqWire::decode(ct.c[1].as_slice()).unwrap();
+        rq.coefficients[..8].fill(0xFF);
+        ct.c[1] = rq.encode_to_vec();
+        items[0].1 = ct.encode_to_vec();
+        Ok(Ciphertexts::encode_serialized(
+            Artifact::ClusterResult,
+            &self.params,
+            Sealer::Server(id),
+            nanos,
+            &items,
+        ))
+    }
+}
+
+/// columnar: the main server passes each group's result on as its cluster serialized it,
+/// but checks it first — an unreduced word is that cluster's failure (named, or its units
+/// left out), whether its groups are whole on it or split across clusters; every score
+/// that does come back is exact.
+#[test]
+fn a_columnar_cluster_answering_unreduced_words_is_named_or_left_out() {
+    // 1,100 users: one group split across the three clusters (partial sums added by the
+    // main server); 9,000: three groups, each whole on one cluster (passed through).
+    for users in [1100, 9000] {
+        let set = synthetic::generate(users, 2, 16, 0.2, 5);
+        let q = Quantizer::calibrate(&set.calibration_samples(), 8, Calibration::MaxAbs).unwrap();
+        let model = QuantizedModel::new(&set.model, q, 8).unwrap();
+        let params = ParamSpec::preset("col-4096").unwrap().build().unwrap();
+        let transport = Unreduced {
+            inner: InProcess::with_engine(&params, 3, &ColumnarEngine::Cpu.resolve()).unwrap(),
+            params: params.clone(),
+            liar: 1,
+        };
+        let client = Client::new(params.clone(), Layout::Columnar, model).unwrap();
+        let mut main = MainServer::new(params, Box::new(transport));
+        main.setup(&client.setup_message().unwrap().0).unwrap();
+        main.enrol(&client.enrolment_message(&set.gallery).unwrap())
+            .unwrap();
+        let probe = &set.probes[0].template;
+        let query = client.query_message(&client.encrypt_query(probe).unwrap());
+        let e = main.query(&query).unwrap_err().to_string();
+        assert!(
+            e.contains("cluster 1") && e.contains("not reduced"),
+            "{users} users: {e}"
+        );
+        let (results, _, coverage) = main.query_with(&query, FailurePolicy::Partial).unwrap();
+        assert_eq!(coverage.failed.len(), 1);
+        let missing: BTreeSet<usize> = coverage.missing_units.iter().copied().collect();
+        assert!(!missing.is_empty());
+        let decoded = client
+            .decrypt(&client.open_results(&results).unwrap())
+            .unwrap();
+        let got = client.scores_partial(&decoded, users, &missing).unwrap();
+        let want = Reference::new(client.model(), &set.gallery).scores(probe);
+        let mut kept = 0;
+        for (u, (g, w)) in got.iter().zip(&want).enumerate() {
+            if missing.contains(&client.unit_of_user(u)) {
+                assert_eq!(*g, None);
+            } else {
+                assert_eq!(*g, Some(*w), "user {u}");
+                kept += 1;
+            }
+        }
+        // Split: the only group is left out; whole groups: the other clusters' stay.
+        assert_eq!(kept > 0, users > 4096, "{users} users");
+    }
+}

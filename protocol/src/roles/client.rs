@@ -372,13 +372,13 @@ impl Client {
             .map(|(i, b)| (*i, b.as_slice()))
             .collect();
         let ctx = self.params.bfv().context_at_level(0)?;
-        let words = crate::fused::seeded_query_words(&items, plan, ctx, self.params.bfv())?;
+        let words = crate::fused::seeded_query_extended(&items, plan, ctx, self.params.bfv())?;
         Ok(EncryptedQuery {
             items: Vec::new(),
             extended: Some(ExtendedWords {
                 primes: plan.qp().primes(),
                 features: plan.features(),
-                words: plan.extend_ntt(&words)?,
+                words,
             }),
         })
     }

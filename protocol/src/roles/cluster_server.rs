@@ -286,15 +286,15 @@ impl ClusterServer {
         };
         let results = match evaluator {
             Evaluator::Fused(f) => {
-                // Straight into kernel words: no fhe.rs objects for the query (see
-                // FusedColumnar::query_words).
+                // Straight into kernel words and back to bytes: no fhe.rs objects for the
+                // query or the answer (see FusedColumnar::evaluate_serialized).
                 let indexes: Vec<usize> = raw.iter().map(|(i, _)| *i).collect();
                 check_columnar_indexes(&indexes, f.features())?;
-                let words = f.query_words(&raw)?;
-                match &state.stored {
-                    Some(shard) => f.evaluate_words(shard, &words)?,
+                let evaluated = match &state.stored {
+                    Some(shard) => f.evaluate_serialized(shard, &raw)?,
                     None => Vec::new(),
-                }
+                };
+                return self.serialized_result_message(id, start, f, evaluated);
             }
             Evaluator::BlindTouch(e) => {
                 let query = decode()?;
@@ -353,11 +353,31 @@ impl ClusterServer {
         let words =
             ExtendedQuery::decode(request, &self.params, &f.plan().qp().primes(), f.features())?;
         let start = Instant::now();
-        let results = match &state.stored {
-            Some(shard) => f.evaluate_extended_words(shard, &words)?,
+        let evaluated = match &state.stored {
+            Some(shard) => f.evaluated_extended(shard, &words)?,
             None => Vec::new(),
         };
-        Ok(self.result_message(id, start, &results))
+        self.serialized_result_message(id, start, f, evaluated)
+    }
+
+    /// The sealed cluster result of the fused engine, written from its words; the
+    /// evaluation time runs to the end of the evaluation, as for the other engines (the
+    /// answer's serialization is part of the cluster's wall time).
+    fn serialized_result_message(
+        &self,
+        id: u64,
+        start: Instant,
+        f: &FusedColumnar,
+        evaluated: Vec<(usize, Vec<u64>)>,
+    ) -> Result<Vec<u8>> {
+        let nanos = start.elapsed().as_nanos() as u64;
+        Ok(Ciphertexts::encode_serialized(
+            Artifact::ClusterResult,
+            &self.params,
+            Sealer::Server(id),
+            nanos,
+            &f.serialize(evaluated)?,
+        ))
     }
 
     /// The sealed cluster result, with the evaluation time since `start`.

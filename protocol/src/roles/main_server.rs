@@ -10,6 +10,7 @@ use crate::transport::Transport;
 use crate::wire::{self, Artifact, Sealer};
 use ed25519_dalek::VerifyingKey;
 use fhe::bfv::Ciphertext;
+use fhe_traits::Serialize;
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -578,29 +579,105 @@ impl MainServer {
         // units its cluster does not hold is that cluster's failure (named), never a
         // result.
         let start = Instant::now();
-        let components = deployment.layout.result_components();
         stats.cluster_eval = vec![Duration::ZERO; shards.len()];
-        let mut parsed: Vec<(usize, Vec<(usize, Ciphertext)>)> = Vec::new();
-        for (c, answer, _) in &answers {
+        let sealed = match deployment.layout {
+            Layout::Columnar => {
+                // Each group's result passes through as its cluster serialized it (checked
+                // without fhe.rs objects); only split groups' partial sums are decoded and
+                // added. The client receives the same bytes either way.
+                let (evaluated, missing) = self.gather(
+                    deployment,
+                    &answers,
+                    policy,
+                    &mut coverage,
+                    &mut stats,
+                    |answer| self.checked_items(answer),
+                )?;
+                stats.gather = start.elapsed();
+                let start = Instant::now();
+                let results = self.sum_split_groups(deployment, evaluated, &missing)?;
+                stats.compress = start.elapsed();
+                stats.result_ciphertexts = results.len();
+                let start = Instant::now();
+                let sealed = Ciphertexts::encode_serialized(
+                    Artifact::Results,
+                    &self.params,
+                    Sealer::Server(deployment.id),
+                    0,
+                    &results,
+                );
+                stats.serialize = start.elapsed();
+                sealed
+            }
+            Layout::BlindTouch { .. } => {
+                let components = deployment.layout.result_components();
+                let (evaluated, missing) = self.gather(
+                    deployment,
+                    &answers,
+                    policy,
+                    &mut coverage,
+                    &mut stats,
+                    |answer| {
+                        Ciphertexts::decode(
+                            answer,
+                            Artifact::ClusterResult,
+                            &self.params,
+                            components,
+                        )
+                    },
+                )?;
+                stats.gather = start.elapsed();
+                let start = Instant::now();
+                let results = self.compress(deployment, evaluated, &missing)?;
+                stats.compress = start.elapsed();
+                stats.result_ciphertexts = results.len();
+                let start = Instant::now();
+                let sealed = Ciphertexts::encode(
+                    Artifact::Results,
+                    &self.params,
+                    Sealer::Server(deployment.id),
+                    0,
+                    &results,
+                );
+                stats.serialize = start.elapsed();
+                sealed
+            }
+        };
+        Ok((sealed, stats, coverage))
+    }
+
+    /// Parses every cluster's answer with `parse` and keeps the usable ones: an answer
+    /// that does not parse, is another deployment's or lists units its cluster does not
+    /// hold is that cluster's failure. Returns the results of the clusters that answered
+    /// and the units left out with failed clusters.
+    fn gather<'a, T>(
+        &self,
+        deployment: &Deployment,
+        answers: &'a [(usize, Vec<u8>, Duration)],
+        policy: FailurePolicy,
+        coverage: &mut Coverage,
+        stats: &mut QueryStats,
+        parse: impl Fn(&'a [u8]) -> Result<(u64, Vec<(usize, T)>)>,
+    ) -> Result<(Vec<(usize, T)>, BTreeSet<usize>)> {
+        let mut parsed: Vec<(usize, Vec<(usize, T)>)> = Vec::new();
+        for (c, answer, _) in answers {
             stats.gather_bytes += answer.len();
-            let checked =
-                Ciphertexts::decode(answer, Artifact::ClusterResult, &self.params, components)
-                    .and_then(|(nanos, items)| {
-                        wire::check_owner(answer, Artifact::ClusterResult, deployment.id)?;
-                        let held: BTreeSet<usize> = self
-                            .placement
-                            .iter()
-                            .filter(|(_, k)| **k == *c)
-                            .map(|(u, _)| u.group)
-                            .collect();
-                        if let Some((i, _)) = items.iter().find(|(i, _)| !held.contains(i)) {
-                            return Err(ProtocolError::state(
-                                ROLE,
-                                format!("answered for unit {i}, which it does not hold"),
-                            ));
-                        }
-                        Ok((nanos, items))
-                    });
+            let checked = parse(answer).and_then(|(nanos, items)| {
+                wire::check_owner(answer, Artifact::ClusterResult, deployment.id)?;
+                let held: BTreeSet<usize> = self
+                    .placement
+                    .iter()
+                    .filter(|(_, k)| **k == *c)
+                    .map(|(u, _)| u.group)
+                    .collect();
+                if let Some((i, _)) = items.iter().find(|(i, _)| !held.contains(i)) {
+                    return Err(ProtocolError::state(
+                        ROLE,
+                        format!("answered for unit {i}, which it does not hold"),
+                    ));
+                }
+                Ok((nanos, items))
+            });
             match (checked, policy) {
                 (Ok((nanos, items)), _) => {
                     stats.cluster_eval[*c] = Duration::from_nanos(nanos);
@@ -628,29 +705,92 @@ impl MainServer {
             .map(|(u, _)| u.group)
             .collect();
         coverage.missing_units = missing.iter().copied().collect();
-        let mut evaluated: Vec<(usize, Ciphertext)> = Vec::new();
+        let mut evaluated = Vec::new();
         for (_, items) in parsed {
             // A columnar group with a feature on a failed cluster is left out whole: its
             // partial sum from the clusters that did answer is not a score.
             evaluated.extend(items.into_iter().filter(|(i, _)| !missing.contains(i)));
         }
-        stats.gather = start.elapsed();
+        Ok((evaluated, missing))
+    }
 
-        let start = Instant::now();
-        let results = self.compress(deployment, evaluated, &missing)?;
-        stats.compress = start.elapsed();
-        stats.result_ciphertexts = results.len();
+    /// A columnar cluster answer's serialized result ciphertexts, each checked as
+    /// fhe.rs's decoder would (3 components at the top level, NTT form, reduced words).
+    fn checked_items<'a>(&self, answer: &'a [u8]) -> Result<(u64, Vec<(usize, &'a [u8])>)> {
+        let (nanos, items) =
+            Ciphertexts::decode_serialized(answer, Artifact::ClusterResult, &self.params)?;
+        let par = self.params.bfv();
+        let components = Layout::Columnar.result_components();
+        for (_, bytes) in &items {
+            let plain = crate::rq_wire::check_unseeded(
+                bytes,
+                par.moduli(),
+                par.degree(),
+                components,
+                Artifact::ClusterResult.name(),
+            )?;
+            if !plain {
+                // Not a shape clusters send: the full decoder decides.
+                wire::decode_ciphertext(
+                    Artifact::ClusterResult.name(),
+                    "ciphertext",
+                    bytes,
+                    par,
+                    Some(components),
+                )?;
+            }
+        }
+        Ok((nanos, items))
+    }
 
-        let start = Instant::now();
-        let sealed = Ciphertexts::encode(
-            Artifact::Results,
-            &self.params,
-            Sealer::Server(deployment.id),
-            0,
-            &results,
-        );
-        stats.serialize = start.elapsed();
-        Ok((sealed, stats, coverage))
+    /// columnar: the result of group g is its one cluster's ciphertext, passed on as
+    /// serialized, or the sum of the partial sums of the clusters holding some of its
+    /// features (decoded, added, serialized again).
+    fn sum_split_groups(
+        &self,
+        d: &Deployment,
+        evaluated: Vec<(usize, &[u8])>,
+        missing: &BTreeSet<usize>,
+    ) -> Result<Vec<(usize, Vec<u8>)>> {
+        let units = ColumnarLayout::new(self.params.degree(), d.features)?.groups_for(self.users);
+        let mut by_group: BTreeMap<usize, Vec<&[u8]>> = BTreeMap::new();
+        for (index, bytes) in evaluated {
+            if index >= units {
+                return Err(ProtocolError::state(
+                    ROLE,
+                    format!("a cluster returned an unexpected result {index}"),
+                ));
+            }
+            by_group.entry(index).or_default().push(bytes);
+        }
+        check_coverage(by_group.len(), units, missing, by_group.keys())?;
+        let components = Layout::Columnar.result_components();
+        by_group
+            .into_iter()
+            .map(|(group, parts)| {
+                let bytes = match parts.as_slice() {
+                    [one] => one.to_vec(),
+                    _ => {
+                        let mut sum: Option<Ciphertext> = None;
+                        for part in parts {
+                            let ct = wire::decode_ciphertext(
+                                Artifact::ClusterResult.name(),
+                                "ciphertext",
+                                part,
+                                self.params.bfv(),
+                                Some(components),
+                            )?;
+                            match &mut sum {
+                                Some(s) => *s += &ct,
+                                None => sum = Some(ct),
+                            }
+                        }
+                        sum.expect("two or more parts").to_bytes()
+                    }
+                };
+                Ok((group, bytes))
+            })
+            .collect()
     }
 
     /// blindtouch: evaluated ciphertext k (already rotated to offset k mod d by its
@@ -694,17 +834,27 @@ impl MainServer {
                 Entry::Occupied(mut sum) => *sum.get_mut() += &ct,
             }
         }
-        if seen.len() + missing.len() != units || seen.iter().any(|u| missing.contains(u)) {
-            return Err(ProtocolError::state(
-                ROLE,
-                format!(
-                    "clusters returned results for {} of {units} gallery units ({} left out \
-                     with failed clusters)",
-                    seen.len(),
-                    missing.len()
-                ),
-            ));
-        }
+        check_coverage(seen.len(), units, missing, seen.iter())?;
         Ok(results.into_iter().collect())
     }
+}
+
+/// Every gallery unit answered exactly once or left out with a failed cluster.
+fn check_coverage<'a>(
+    answered: usize,
+    units: usize,
+    missing: &BTreeSet<usize>,
+    mut seen: impl Iterator<Item = &'a usize>,
+) -> Result<()> {
+    if answered + missing.len() != units || seen.any(|u| missing.contains(u)) {
+        return Err(ProtocolError::state(
+            ROLE,
+            format!(
+                "clusters returned results for {answered} of {units} gallery units ({} left \
+                 out with failed clusters)",
+                missing.len()
+            ),
+        ));
+    }
+    Ok(())
 }
