@@ -66,6 +66,21 @@ pub trait StoredGallery: Send + Sync {
     /// Every word must be below its limb's prime (the length is checked here; bytes from
     /// the wire are checked by `ExtendedQuery::decode`).
     fn evaluate_extended(&self, query: &[u64]) -> Result<Vec<Vec<u64>>, KernelError>;
+
+    /// As [`StoredGallery::evaluate_extended`], with the result polynomials in coefficient
+    /// form (the form they are serialized in). By default the NTT-form results
+    /// transformed back on the CPU; the CPU engine skips the transform there and back.
+    fn evaluate_extended_coefficients(
+        &self,
+        query: &[u64],
+        plan: &FusedPlan,
+    ) -> Result<Vec<Vec<u64>>, KernelError> {
+        let mut results = self.evaluate_extended(query)?;
+        for result in &mut results {
+            plan.q().inverse(result)?;
+        }
+        Ok(results)
+    }
 }
 
 /// The CPU engine: rayon across groups, polynomials and limbs.
@@ -193,17 +208,37 @@ impl StoredGallery for CpuGallery {
     }
 
     fn evaluate_extended(&self, query: &[u64]) -> Result<Vec<Vec<u64>>, KernelError> {
+        self.each_group(query, |acc| self.plan.finish(acc))
+    }
+
+    fn evaluate_extended_coefficients(
+        &self,
+        query: &[u64],
+        _plan: &FusedPlan,
+    ) -> Result<Vec<Vec<u64>>, KernelError> {
+        self.each_group(query, |acc| self.plan.finish_coefficients(acc))
+    }
+}
+
+impl CpuGallery {
+    /// Every group's accumulation over Q∪P (NTT form), finished by `finish` as soon as
+    /// it is made (while it is still in cache).
+    fn each_group(
+        &self,
+        query: &[u64],
+        finish: impl Fn(Vec<u64>) -> Vec<u64> + Sync,
+    ) -> Result<Vec<Vec<u64>>, KernelError> {
         self.plan.check_extended(query, "extended query")?;
         Ok(match &self.groups {
             CpuGroups::Direct(groups) => groups
                 .par_iter()
-                .map(|group| self.plan.evaluate_group(query, group))
+                .map(|group| finish(self.plan.accumulate(query, group)))
                 .collect(),
             CpuGroups::Expanded(groups) => {
                 let query = self.plan.expand_query(query)?;
                 groups
                     .par_iter()
-                    .map(|group| self.plan.evaluate_expanded(&query, group))
+                    .map(|group| finish(self.plan.accumulate_expanded(&query, group)))
                     .collect()
             }
         })

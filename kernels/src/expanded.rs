@@ -313,6 +313,17 @@ mod tests {
             assert_eq!(stored.groups(), groups);
             assert_eq!(stored.evaluate(&query).unwrap(), want, "{groups} groups");
             assert_eq!(stored.evaluate_extended(&query_ext).unwrap(), want);
+            // In coefficient form: the same results, transformed back.
+            let mut coefficients = want.clone();
+            for result in &mut coefficients {
+                plan.q().inverse(result).unwrap();
+            }
+            assert_eq!(
+                stored
+                    .evaluate_extended_coefficients(&query_ext, &plan)
+                    .unwrap(),
+                coefficients
+            );
         }
     }
 

@@ -353,7 +353,16 @@ impl FusedPlan {
 
     /// Inverse NTT over Q∪P, scale by t/Q and round, forward NTT over Q: the 3 result
     /// polynomials over Q in NTT form.
-    pub fn finish(&self, mut acc: Vec<u64>) -> Vec<u64> {
+    pub fn finish(&self, acc: Vec<u64>) -> Vec<u64> {
+        let mut out = self.finish_coefficients(acc);
+        self.q.forward(&mut out).expect("3 polynomials over Q");
+        out
+    }
+
+    /// [`FusedPlan::finish`] without the final forward transform: the 3 result
+    /// polynomials over Q in coefficient form (what is serialized; saves a transform
+    /// there and back per polynomial).
+    pub fn finish_coefficients(&self, mut acc: Vec<u64>) -> Vec<u64> {
         let n = self.degree();
         self.qp.inverse(&mut acc).expect("3 polynomials over Q∪P");
         // Blocks of coefficients rather than whole polynomials, so that 3 polynomials keep
@@ -382,7 +391,6 @@ impl FusedPlan {
                 out[at..at + len].copy_from_slice(&dst[limb * len..(limb + 1) * len]);
             }
         }
-        self.q.forward(&mut out).expect("3 polynomials over Q");
         out
     }
 

@@ -58,6 +58,36 @@ fn query(c: &mut Criterion) {
                 })
             },
         );
+        // Of which: fhe-math drawing the 16 c₁ from their seeds.
+        {
+            let ctx = params.bfv().context_at_level(0).unwrap().clone();
+            group.bench_function(BenchmarkId::new("server c1 from 16 seeds", preset), |b| {
+                b.iter(|| {
+                    (0..16u8)
+                        .map(|i| {
+                            fhe_math::rq::Poly::random_from_seed(
+                                &ctx,
+                                fhe_math::rq::Representation::Ntt,
+                                [i; 32],
+                            )
+                        })
+                        .count()
+                })
+            });
+        }
+        // The CPU engine's path: extended straight from the wire (c₀ lifted as it comes).
+        let plan = engine.plan().clone();
+        let ctx = params.bfv().context_at_level(0).unwrap().clone();
+        group.bench_function(
+            BenchmarkId::new("server query extended from the wire", preset),
+            |b| {
+                b.iter(|| {
+                    let (_, raw) =
+                        Ciphertexts::decode_serialized(&bytes, Artifact::Query, &params).unwrap();
+                    protocol::fused::seeded_query_extended(&raw, &plan, &ctx, params.bfv()).unwrap()
+                })
+            },
+        );
     }
     group.finish();
 }

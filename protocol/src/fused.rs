@@ -208,10 +208,11 @@ impl FusedColumnar {
         seeded_query_words(items, &self.plan, &self.ctx, &self.par)
     }
 
-    /// The result words (3 polynomials over Q, NTT form) of every stored group, ordered by
-    /// group, for a query as it came (serialized ciphertexts). The CPU engine extends it
-    /// straight from the wire (see [`seeded_query_extended`]); a device engine takes its
-    /// NTT words and extends them itself. [`FusedColumnar::serialize`] writes the answer.
+    /// The result words (3 polynomials over Q, coefficient form) of every stored group,
+    /// ordered by group, for a query as it came (serialized ciphertexts). The CPU engine
+    /// extends it straight from the wire (see [`seeded_query_extended`]); a device engine
+    /// takes its NTT words and extends them itself. [`FusedColumnar::serialize`] writes
+    /// the answer.
     pub fn evaluate_serialized(
         &self,
         shard: &StoredShard,
@@ -219,10 +220,34 @@ impl FusedColumnar {
     ) -> Result<Vec<(usize, Vec<u64>)>> {
         if self.backend.name() == "cpu" {
             let extended = seeded_query_extended(items, &self.plan, &self.ctx, &self.par)?;
-            self.evaluated_extended(shard, &extended)
+            self.evaluate_extended_coefficients(shard, &extended)
         } else {
-            self.evaluated(shard, &self.query_words(items)?)
+            let mut evaluated = self.evaluated(shard, &self.query_words(items)?)?;
+            for (_, words) in &mut evaluated {
+                self.plan.q().inverse(words)?;
+            }
+            Ok(evaluated)
         }
+    }
+
+    /// The result words (coefficient form) of every stored group, ordered by group, for
+    /// an extended query (Q∪P, NTT form).
+    pub fn evaluate_extended_coefficients(
+        &self,
+        shard: &StoredShard,
+        extended: &[u64],
+    ) -> Result<Vec<(usize, Vec<u64>)>> {
+        let evaluated = shard
+            .parts
+            .iter()
+            .map(|(gallery, groups)| {
+                Ok((
+                    groups,
+                    gallery.evaluate_extended_coefficients(extended, &self.plan)?,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(by_group(evaluated))
     }
 
     /// One result ciphertext (3 components) per stored group, for query words from
@@ -288,23 +313,22 @@ impl FusedColumnar {
             .collect()
     }
 
-    /// Result words serialized as fhe.rs serializes the ciphertexts [`FusedColumnar`]'s
-    /// other methods return (the same bytes, tested), without building them: each
-    /// polynomial back to coefficient form with the kernels' NTT and bit-packed. Saves
-    /// fhe.rs's slower transforms and copies on the answer path.
-    pub fn serialize(&self, evaluated: Vec<(usize, Vec<u64>)>) -> Result<Vec<(usize, Vec<u8>)>> {
+    /// Result words in coefficient form (from [`FusedColumnar::evaluate_serialized`])
+    /// serialized as fhe.rs serializes the ciphertexts [`FusedColumnar`]'s other methods
+    /// return — the same bytes, tested — without building them: fhe.rs would transform
+    /// each polynomial to NTT form for the object and back to coefficients to write it.
+    pub fn serialize(&self, evaluated: Vec<(usize, Vec<u64>)>) -> Vec<(usize, Vec<u8>)> {
         let q = self.plan.q();
         let moduli = q.primes();
         evaluated
             .into_par_iter()
-            .map(|(group, mut words)| {
-                q.inverse(&mut words)?;
+            .map(|(group, words)| {
                 let polys: Vec<&[u64]> = words.chunks_exact(q.poly_len()).collect();
                 // fhe.rs writes the flag its result polynomials carry: constant time.
-                Ok((
+                (
                     group,
                     crate::rq_wire::write_ciphertext(&polys, &moduli, false),
-                ))
+                )
             })
             .collect()
     }
@@ -439,7 +463,7 @@ mod tests {
             let evaluated = engine.evaluate_serialized(&shard, &raw).unwrap();
             let words = engine.query_words(&raw).unwrap();
             let reference = engine.evaluate_words(&shard, &words).unwrap();
-            let written = engine.serialize(evaluated.clone()).unwrap();
+            let written = engine.serialize(evaluated.clone());
             assert_eq!(written.len(), reference.len());
             for ((g, b), (h, ct)) in written.iter().zip(&reference) {
                 assert_eq!(g, h);
@@ -449,7 +473,11 @@ mod tests {
                     "{preset}, group {g}"
                 );
             }
-            assert_eq!(engine.results(evaluated).unwrap(), reference);
+            let mut ntt = evaluated;
+            for (_, words) in &mut ntt {
+                engine.plan.q().forward(words).unwrap();
+            }
+            assert_eq!(engine.results(ntt).unwrap(), reference);
         }
     }
 

@@ -126,12 +126,17 @@ fn read_component(
     let mut words = Vec::with_capacity(moduli.len() * n);
     let mut at = 0;
     for (&q, &len) in moduli.iter().zip(&lengths) {
-        let limb = fhe_util::transcode_from_bytes(&rq.coefficients[at..at + len], packed_bits(q));
+        let start = words.len();
+        unpack_into(
+            &rq.coefficients[at..at + len],
+            packed_bits(q),
+            n,
+            &mut words,
+        );
         at += len;
-        if limb.len() < n || limb[..n].iter().any(|&c| c >= q) {
+        if words[start..].iter().any(|&c| c >= q) {
             return Err(bad(format!("a coefficient not reduced modulo {q}")));
         }
-        words.extend_from_slice(&limb[..n]);
     }
     Ok(words)
 }
@@ -146,7 +151,7 @@ pub fn write_ciphertext(polys: &[&[u64]], moduli: &[u64], allow_variable_time: b
         .map(|words| {
             let mut packed = Vec::new();
             for (limb, &q) in words.chunks_exact(n).zip(moduli) {
-                packed.extend(fhe_util::transcode_to_bytes(limb, packed_bits(q)));
+                pack_into(limb, packed_bits(q), &mut packed);
             }
             RqWire {
                 representation: NTT,
@@ -163,4 +168,82 @@ pub fn write_ciphertext(polys: &[&[u64]], moduli: &[u64], allow_variable_time: b
         level: 0,
     }
     .encode_to_vec()
+}
+
+/// Appends `words` (each below 2^nbits) bit-packed as fhe-util's `transcode_to_bytes`
+/// packs them — least significant bit first, no padding between words — a word at a
+/// time rather than a byte at a time.
+pub fn pack_into(words: &[u64], nbits: usize, out: &mut Vec<u8>) {
+    assert!((1..=62).contains(&nbits), "packing width {nbits}");
+    let mask = u64::MAX >> (64 - nbits);
+    let mut acc = 0u128;
+    let mut filled = 0;
+    out.reserve((words.len() * nbits).div_ceil(8));
+    for &w in words {
+        acc |= ((w & mask) as u128) << filled;
+        filled += nbits;
+        if filled >= 64 {
+            out.extend_from_slice(&(acc as u64).to_le_bytes());
+            acc >>= 64;
+            filled -= 64;
+        }
+    }
+    let tail = acc.to_le_bytes();
+    out.extend_from_slice(&tail[..filled.div_ceil(8)]);
+}
+
+/// Appends the first `count` words of bytes packed as [`pack_into`] packs them (the
+/// inverse of fhe-util's `transcode_to_bytes`); `bytes` holds at least count·nbits bits.
+pub fn unpack_into(bytes: &[u8], nbits: usize, count: usize, out: &mut Vec<u64>) {
+    assert!((1..=62).contains(&nbits), "packing width {nbits}");
+    assert!(bytes.len() * 8 >= count * nbits, "too few packed bytes");
+    let mask = u64::MAX >> (64 - nbits);
+    out.reserve(count);
+    for i in 0..count {
+        let bit = i * nbits;
+        let (byte, shift) = (bit / 8, bit % 8);
+        // shift + nbits ≤ 69 bits: nine bytes at most, read as one little-endian window.
+        let window = match bytes.get(byte..byte + 16) {
+            Some(sixteen) => u128::from_le_bytes(sixteen.try_into().expect("16 bytes")),
+            None => {
+                let mut window = [0u8; 16];
+                let end = (byte + 9).min(bytes.len());
+                window[..end - byte].copy_from_slice(&bytes[byte..end]);
+                u128::from_le_bytes(window)
+            }
+        };
+        out.push((window >> shift) as u64 & mask);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    /// Word-at-a-time packing gives fhe-util's bytes, and unpacking its words, for every
+    /// width and for lengths that end mid-byte.
+    #[test]
+    fn packing_equals_fhe_util_transcoding() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        for nbits in 1..=62usize {
+            for len in [1usize, 7, 8, 9, 64, 131] {
+                let words: Vec<u64> = (0..len)
+                    .map(|_| rng.random::<u64>() >> (64 - nbits))
+                    .collect();
+                let mut packed = Vec::new();
+                pack_into(&words, nbits, &mut packed);
+                assert_eq!(
+                    packed,
+                    fhe_util::transcode_to_bytes(&words, nbits),
+                    "{nbits} bits"
+                );
+                let mut back = Vec::new();
+                unpack_into(&packed, nbits, len, &mut back);
+                assert_eq!(back, words, "{nbits} bits, {len} words");
+                let theirs = fhe_util::transcode_from_bytes(&packed, nbits);
+                assert_eq!(&theirs[..len], words.as_slice());
+            }
+        }
+    }
 }

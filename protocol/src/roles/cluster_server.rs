@@ -354,7 +354,7 @@ impl ClusterServer {
             ExtendedQuery::decode(request, &self.params, &f.plan().qp().primes(), f.features())?;
         let start = Instant::now();
         let evaluated = match &state.stored {
-            Some(shard) => f.evaluated_extended(shard, &words)?,
+            Some(shard) => f.evaluate_extended_coefficients(shard, &words)?,
             None => Vec::new(),
         };
         self.serialized_result_message(id, start, f, evaluated)
@@ -376,7 +376,7 @@ impl ClusterServer {
             &self.params,
             Sealer::Server(id),
             nanos,
-            &f.serialize(evaluated)?,
+            &f.serialize(evaluated),
         ))
     }
 

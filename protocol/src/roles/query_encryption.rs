@@ -133,7 +133,7 @@ impl QueryEncryptor {
                 *x = m.sub(m.from_i64(ei), *x);
             }
             limb[0] = m.add(limb[0], m.mul(m.reduce(scaled), self.delta[i]));
-            packed.extend(fhe_util::transcode_to_bytes(limb, packed_bits(m.value())));
+            crate::rq_wire::pack_into(limb, packed_bits(m.value()), &mut packed);
         }
         let rq = RqWire {
             representation: NTT,
