@@ -537,20 +537,38 @@ impl Ciphertexts {
         by.seal(kind, params.fingerprint(), &w.finish())
     }
 
-    /// As [`Ciphertexts::encode`], for ciphertexts already serialized (the same bytes).
-    pub fn encode_serialized(
+    /// As [`Ciphertexts::encode`], for ciphertexts already serialized (the same bytes),
+    /// written straight into the envelope.
+    pub fn encode_serialized<B: AsRef<[u8]>>(
         kind: Artifact,
         params: &Params,
         by: Sealer,
         extra: u64,
-        items: &[(usize, Vec<u8>)],
+        items: &[(usize, B)],
     ) -> Vec<u8> {
-        let mut w = Writer::new();
-        w.u64(extra).u64(items.len() as u64);
-        for (index, ct) in items {
-            w.u64(*index as u64).bytes(ct);
+        let size = 16
+            + items
+                .iter()
+                .map(|(_, b)| 16 + b.as_ref().len())
+                .sum::<usize>();
+        let write = |out: &mut Vec<u8>| {
+            out.extend_from_slice(&extra.to_le_bytes());
+            out.extend_from_slice(&(items.len() as u64).to_le_bytes());
+            for (index, ct) in items {
+                let ct = ct.as_ref();
+                out.extend_from_slice(&(*index as u64).to_le_bytes());
+                out.extend_from_slice(&(ct.len() as u64).to_le_bytes());
+                out.extend_from_slice(ct);
+            }
+        };
+        match by {
+            Sealer::Server(id) => wire::seal_written(kind, params.fingerprint(), id, size, write),
+            Sealer::Owner(_) => {
+                let mut payload = Vec::with_capacity(size);
+                write(&mut payload);
+                by.seal(kind, params.fingerprint(), &payload)
+            }
         }
-        by.seal(kind, params.fingerprint(), &w.finish())
     }
 
     /// Parses them back, each with `components` polynomials.

@@ -141,16 +141,34 @@ pub fn checksum(payload: &[u8]) -> u64 {
 
 /// Wraps a payload in an unsigned envelope of deployment `deployment`.
 pub fn seal(kind: Artifact, fingerprint: u64, deployment: u64, payload: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
+    seal_written(kind, fingerprint, deployment, payload.len(), |out| {
+        out.extend_from_slice(payload)
+    })
+}
+
+/// [`seal`] for a payload that `write` appends, written once into the envelope's own
+/// buffer (sized by `capacity`, the payload's expected length): large messages (tens of
+/// MB of result ciphertexts) are neither built twice nor grown by copying.
+pub fn seal_written(
+    kind: Artifact,
+    fingerprint: u64,
+    deployment: u64,
+    capacity: usize,
+    write: impl FnOnce(&mut Vec<u8>),
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER_LEN + capacity);
     out.extend_from_slice(MAGIC);
     out.push(VERSION);
     out.push(kind as u8);
     out.extend_from_slice(&fingerprint.to_le_bytes());
     out.extend_from_slice(&deployment.to_le_bytes());
-    out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-    out.extend_from_slice(&checksum(payload).to_le_bytes());
-    out.extend_from_slice(&[0u8; 64]);
-    out.extend_from_slice(payload);
+    // Length and checksum once the payload is written.
+    out.extend_from_slice(&[0u8; 16 + 64]);
+    write(&mut out);
+    let len = (out.len() - HEADER_LEN) as u64;
+    let sum = checksum(&out[HEADER_LEN..]);
+    out[SIGNED_LEN - 8..SIGNED_LEN].copy_from_slice(&len.to_le_bytes());
+    out[SIGNED_LEN..SIGNATURE_AT].copy_from_slice(&sum.to_le_bytes());
     out
 }
 

@@ -11,6 +11,7 @@ use crate::wire::{self, Artifact, Sealer};
 use ed25519_dalek::VerifyingKey;
 use fhe::bfv::Ciphertext;
 use fhe_traits::Serialize;
+use std::borrow::Cow;
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -746,14 +747,14 @@ impl MainServer {
     /// columnar: the result of group g is its one cluster's ciphertext, passed on as
     /// serialized, or the sum of the partial sums of the clusters holding some of its
     /// features (decoded, added, serialized again).
-    fn sum_split_groups(
+    fn sum_split_groups<'a>(
         &self,
         d: &Deployment,
-        evaluated: Vec<(usize, &[u8])>,
+        evaluated: Vec<(usize, &'a [u8])>,
         missing: &BTreeSet<usize>,
-    ) -> Result<Vec<(usize, Vec<u8>)>> {
+    ) -> Result<Vec<(usize, Cow<'a, [u8]>)>> {
         let units = ColumnarLayout::new(self.params.degree(), d.features)?.groups_for(self.users);
-        let mut by_group: BTreeMap<usize, Vec<&[u8]>> = BTreeMap::new();
+        let mut by_group: BTreeMap<usize, Vec<&'a [u8]>> = BTreeMap::new();
         for (index, bytes) in evaluated {
             if index >= units {
                 return Err(ProtocolError::state(
@@ -769,7 +770,7 @@ impl MainServer {
             .into_iter()
             .map(|(group, parts)| {
                 let bytes = match parts.as_slice() {
-                    [one] => one.to_vec(),
+                    [one] => Cow::Borrowed(*one),
                     _ => {
                         let mut sum: Option<Ciphertext> = None;
                         for part in parts {
@@ -785,7 +786,7 @@ impl MainServer {
                                 None => sum = Some(ct),
                             }
                         }
-                        sum.expect("two or more parts").to_bytes()
+                        Cow::Owned(sum.expect("two or more parts").to_bytes())
                     }
                 };
                 Ok((group, bytes))
