@@ -6,8 +6,10 @@ use fhe_math::zq::{primes::generate_prime, Modulus};
 use kernels::{Backend, CpuBackend, NttTable, RnsBasis};
 use rand::{Rng, SeedableRng};
 
-const SIZES: [usize; 5] = [4096, 8192, 16384, 32768, 65536];
-const BITS: [usize; 5] = [50, 54, 57, 60, 62];
+// Down to 1024 and 30-bit primes: any parameter set fhe.rs accepts may reach the kernels'
+// NTT (the client reads its results with it).
+const SIZES: [usize; 7] = [1024, 2048, 4096, 8192, 16384, 32768, 65536];
+const BITS: [usize; 7] = [30, 40, 50, 54, 57, 60, 62];
 
 fn prime(bits: usize, n: usize) -> u64 {
     generate_prime(bits, 2 * n as u64, 1 << bits).expect("an NTT prime of this size exists")

@@ -473,6 +473,15 @@ mod tests {
                     "{preset}, group {g}"
                 );
             }
+            // The client reads the answer (fast path) into fhe.rs's own ciphertexts.
+            let results = Ciphertexts::encode_serialized(
+                Artifact::Results,
+                &params,
+                crate::wire::Sealer::Server(client.deployment()),
+                0,
+                &written,
+            );
+            assert_eq!(client.open_results(&results).unwrap(), reference);
             let mut ntt = evaluated;
             for (_, words) in &mut ntt {
                 engine.plan.q().forward(words).unwrap();
@@ -533,7 +542,7 @@ mod tests {
                 .unwrap_err()
                 .to_string()
         };
-        assert!(with(&|_, r| r.representation = 1).contains("representation 1"));
+        assert!(with(&|_, r| r.representation = 1).contains("PowerBasis representation"));
         assert!(with(&|_, r| r.degree = 8192).contains("degree 8192"));
         assert!(with(&|_, r| {
             r.coefficients.pop();

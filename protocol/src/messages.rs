@@ -636,7 +636,7 @@ const MAX_EXTENDED_FEATURES: u64 = 4096;
 impl ExtendedQuery {
     /// Seals `query` for the main server.
     pub fn encode(params: &Params, by: Sealer, query: &ExtendedWords) -> Vec<u8> {
-        let mut w = Writer::new();
+        let mut w = Writer::with_capacity(8 * (3 + query.primes.len() + query.words.len()));
         w.u64(params.degree() as u64).u64(query.primes.len() as u64);
         for &p in &query.primes {
             w.u64(p);
@@ -689,12 +689,14 @@ impl ExtendedQuery {
             .ok_or_else(|| ProtocolError::wire(what, "word count overflows"))?;
         let words = r.words("words", total)?;
         r.finish()?;
-        for (i, &w) in words.iter().enumerate() {
-            let p = primes[(i / n) % limbs];
-            if w >= p {
+        // Limb by limb (no division per word): limb k of every polynomial is row k mod
+        // limbs.
+        for (row, limb) in words.chunks_exact(n).enumerate() {
+            let p = primes[row % limbs];
+            if let Some(at) = limb.iter().position(|&w| w >= p) {
                 return Err(ProtocolError::wire(
                     what,
-                    format!("word {i} is not reduced modulo {p}"),
+                    format!("word {} is not reduced modulo {p}", row * n + at),
                 ));
             }
         }

@@ -76,10 +76,23 @@ pub fn check_unseeded(
     components: usize,
     artifact: &str,
 ) -> Result<bool> {
+    Ok(read_unseeded(bytes, moduli, n, components, artifact)?.is_some())
+}
+
+/// [`check_unseeded`], returning each component's coefficient-form words (limb-major):
+/// what a client turns into fhe.rs polynomials with the kernels' NTT. `Ok(None)` for a
+/// seeded ciphertext.
+pub fn read_unseeded(
+    bytes: &[u8],
+    moduli: &[u64],
+    n: usize,
+    components: usize,
+    artifact: &str,
+) -> Result<Option<Vec<Vec<u64>>>> {
     let bad = |why: String| ProtocolError::wire(artifact, format!("ciphertext: {why}"));
     let ct = fhe::proto::bfv::Ciphertext::decode(bytes).map_err(|e| bad(e.to_string()))?;
     if !ct.seed.is_empty() {
-        return Ok(false);
+        return Ok(None);
     }
     if ct.c.len() != components {
         return Err(bad(format!(
@@ -90,10 +103,11 @@ pub fn check_unseeded(
     if ct.level != 0 {
         return Err(bad(format!("level {}, expected the top level 0", ct.level)));
     }
-    for (i, c) in ct.c.iter().enumerate() {
-        read_component(c, moduli, n, &bad, i)?;
-    }
-    Ok(true)
+    ct.c.iter()
+        .enumerate()
+        .map(|(i, c)| read_component(c, moduli, n, &bad, i))
+        .collect::<Result<Vec<_>>>()
+        .map(Some)
 }
 
 /// One serialized polynomial of a ciphertext: NTT representation, degree n, the packed
@@ -107,9 +121,13 @@ fn read_component(
 ) -> Result<Vec<u64>> {
     let rq = RqWire::decode(bytes).map_err(|e| bad(format!("component {index}: {e}")))?;
     if rq.representation != NTT {
+        let name = match rq.representation {
+            1 => "PowerBasis".to_string(),
+            3 => "NttShoup".to_string(),
+            other => format!("an unknown ({other})"),
+        };
         return Err(bad(format!(
-            "component {index} in representation {}; ciphertexts travel in Ntt",
-            rq.representation
+            "component {index} in {name} representation; ciphertexts travel in Ntt"
         )));
     }
     if rq.degree as usize != n {

@@ -363,6 +363,13 @@ impl Writer {
         Self::default()
     }
 
+    /// A writer whose buffer holds `bytes` before it grows (large payloads).
+    pub fn with_capacity(bytes: usize) -> Self {
+        Self {
+            buf: Vec::with_capacity(bytes),
+        }
+    }
+
     /// A little-endian u64.
     pub fn u64(&mut self, v: u64) -> &mut Self {
         self.buf.extend_from_slice(&v.to_le_bytes());
