@@ -71,7 +71,7 @@ fn query(c: &mut Criterion) {
                                 [i; 32],
                             )
                         })
-                        .count()
+                        .collect::<Vec<_>>()
                 })
             });
         }

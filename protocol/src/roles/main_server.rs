@@ -4,7 +4,7 @@
 
 use crate::error::{ProtocolError, Result};
 use crate::layout::{BlindTouchLayout, ColumnarLayout};
-use crate::messages::{Ciphertexts, Gallery, Layout, Reset, Setup, UnitId};
+use crate::messages::{Ciphertexts, Gallery, Layout, Reset, SerializedItems, Setup, UnitId};
 use crate::params::Params;
 use crate::transport::Transport;
 use crate::wire::{self, Artifact, Sealer};
@@ -659,7 +659,7 @@ impl MainServer {
         coverage: &mut Coverage,
         stats: &mut QueryStats,
         parse: impl Fn(&'a [u8]) -> Result<(u64, Vec<(usize, T)>)>,
-    ) -> Result<(Vec<(usize, T)>, BTreeSet<usize>)> {
+    ) -> Result<Gathered<T>> {
         let mut parsed: Vec<(usize, Vec<(usize, T)>)> = Vec::new();
         for (c, answer, _) in answers {
             stats.gather_bytes += answer.len();
@@ -717,7 +717,7 @@ impl MainServer {
 
     /// A columnar cluster answer's serialized result ciphertexts, each checked as
     /// fhe.rs's decoder would (3 components at the top level, NTT form, reduced words).
-    fn checked_items<'a>(&self, answer: &'a [u8]) -> Result<(u64, Vec<(usize, &'a [u8])>)> {
+    fn checked_items<'a>(&self, answer: &'a [u8]) -> Result<(u64, SerializedItems<'a>)> {
         let (nanos, items) =
             Ciphertexts::decode_serialized(answer, Artifact::ClusterResult, &self.params)?;
         let par = self.params.bfv();
@@ -839,6 +839,9 @@ impl MainServer {
         Ok(results.into_iter().collect())
     }
 }
+
+/// The usable results of a query's answers, and the units left out with failed clusters.
+type Gathered<T> = (Vec<(usize, T)>, BTreeSet<usize>);
 
 /// Every gallery unit answered exactly once or left out with a failed cluster.
 fn check_coverage<'a>(
