@@ -48,8 +48,8 @@ impl Fit {
     fn of(from: u64, to: u64) -> Self {
         if from <= to {
             Self::Below
-        } else if from / 2 <= to {
-            // from is odd (a prime above 2), so from ≤ 2·to as well.
+        } else if from <= 2 * to {
+            // A digit below `from` is then below 2·to (to < 2⁶², no overflow).
             Self::Twice
         } else {
             Self::Any
@@ -622,7 +622,7 @@ mod tests {
         let n = 2 * BLOCK + 5;
         let qbig: i128 = q.iter().map(|&b| b as i128).product();
         let values: Vec<i128> = (0..n)
-            .map(|i| match i {
+            .map(|i| match i % 64 {
                 0 => 0,
                 1 => qbig / 2,
                 2 => -(qbig / 2),
@@ -649,6 +649,87 @@ mod tests {
         }
     }
 
+    /// The blocked conversions give the per-coefficient ones' words for every way a digit
+    /// is reduced — primes of one size (one subtraction), of different sizes (none, or a
+    /// full reduction), and 2·to + 1 (where one subtraction would not do) — with the edge
+    /// values in the blocks and in the remainder.
+    #[test]
+    fn blocked_and_per_coefficient_conversions_agree() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(4);
+        let big = primes(60, 4, &[]);
+        let cases: [(Vec<u64>, Vec<u64>); 4] = [
+            (big[..2].to_vec(), big[2..].to_vec()),
+            (primes(55, 2, &big), big[..3].to_vec()),
+            (big[..2].to_vec(), primes(40, 3, &big)),
+            (vec![23, 11], vec![47, 5]),
+        ];
+        let n = 2 * BLOCK + 9;
+        for (q, p) in cases {
+            let radix = MixedRadix::new(&q, &p).unwrap();
+            let qbig: i128 = q.iter().map(|&b| b as i128).product();
+            let values: Vec<i128> = (0..n)
+                .map(|i| match i % (BLOCK + 3) {
+                    0 => 0,
+                    1 => qbig / 2,
+                    2 => qbig / 2 + 1,
+                    3 => qbig - 1,
+                    _ => rng.random_range(0..qbig),
+                })
+                .collect();
+            let mut coeffs = vec![0u64; q.len() * n];
+            for (c, v) in values.iter().enumerate() {
+                for (i, &qi) in q.iter().enumerate() {
+                    coeffs[i * n + c] = (v % qi as i128) as u64;
+                }
+            }
+            let lift = Lift::new(&q, &p).unwrap();
+            let mut blocked = vec![0u64; p.len() * n];
+            lift.apply(&coeffs, &mut blocked, n);
+            let (mut x, mut d) = ([0u64; MAX_LIMBS], [0u64; MAX_LIMBS]);
+            for c in 0..n {
+                for i in 0..q.len() {
+                    x[i] = coeffs[i * n + c];
+                }
+                radix.digits(&x, &mut d);
+                let negative = radix.upper_half(&d);
+                for j in 0..p.len() {
+                    assert_eq!(
+                        blocked[j * n + c],
+                        radix.eval(&d, j, negative),
+                        "{q:?} → {p:?}, coefficient {c}"
+                    );
+                }
+            }
+            // The scale: whole polynomial (blocks, then the remainder) against one
+            // coefficient at a time (the per-coefficient path).
+            let scaler = Scaler::new(&q, &p, 65537).unwrap();
+            let all: Vec<u64> = q.iter().chain(&p).copied().collect();
+            let mut qp = vec![0u64; all.len() * n];
+            for (i, &m) in all.iter().enumerate() {
+                for c in 0..n {
+                    qp[i * n + c] = if c % (BLOCK + 3) < 2 {
+                        m - 1 - c as u64 % 2
+                    } else {
+                        rng.random_range(0..m)
+                    };
+                }
+            }
+            let mut whole = vec![0u64; q.len() * n];
+            scaler.apply(&qp, &mut whole, n);
+            for c in 0..n {
+                let mut one = vec![0u64; q.len()];
+                scaler.apply_range(&qp, &mut one, n, c..c + 1);
+                for i in 0..q.len() {
+                    assert_eq!(
+                        whole[i * n + c],
+                        one[i],
+                        "scale {q:?} ∪ {p:?}, coefficient {c}"
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn scaler_rounds_t_x_over_q_exactly() {
         let q = primes(30, 2, &[]);
@@ -663,7 +744,7 @@ mod tests {
         let n = 3 * BLOCK + 7;
         let bound = qbig * (pbig / 2 - 1);
         let values: Vec<i128> = (0..n)
-            .map(|i| match i {
+            .map(|i| match i % 96 {
                 0 => 0,
                 1 => bound,
                 2 => -bound,

@@ -311,6 +311,13 @@ mod tests {
                 .collect();
             let stored = CpuBackend.store_gallery(&plan, gallery).unwrap();
             assert_eq!(stored.groups(), groups);
+            // The expanded form holds each group's square term too: proof it was chosen.
+            let direct_bytes = groups * plan.extended_len() * 8;
+            assert_eq!(
+                stored.bytes() > direct_bytes,
+                groups >= EXPANDED_FROM_GROUPS,
+                "{groups} groups"
+            );
             assert_eq!(stored.evaluate(&query).unwrap(), want, "{groups} groups");
             assert_eq!(stored.evaluate_extended(&query_ext).unwrap(), want);
             // In coefficient form: the same results, transformed back.

@@ -22,7 +22,7 @@ pub struct FusedColumnar {
 
 /// The words of a query's seeded ciphertexts (both components, NTT form over Q, one
 /// ciphertext after the other), read straight from their serialized form — see
-/// [`FusedColumnar::query_words`]. The client uses it too, to extend its query itself.
+/// [`FusedColumnar::query_words`] (what a device engine extends itself).
 pub fn seeded_query_words(
     items: &[(usize, &[u8])],
     plan: &FusedPlan,

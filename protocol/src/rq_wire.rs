@@ -94,6 +94,15 @@ pub fn read_unseeded(
     if !ct.seed.is_empty() {
         return Ok(None);
     }
+    // Exactly the bytes of its fields (what fhe.rs writes): padding in unknown fields,
+    // which the decoder skips, would travel on to the client unchecked.
+    if ct.encoded_len() != bytes.len() {
+        return Err(bad(format!(
+            "{} bytes where its fields take {}",
+            bytes.len(),
+            ct.encoded_len()
+        )));
+    }
     if ct.c.len() != components {
         return Err(bad(format!(
             "{} components, expected {components}",
@@ -120,6 +129,16 @@ fn read_component(
     index: usize,
 ) -> Result<Vec<u64>> {
     let rq = RqWire::decode(bytes).map_err(|e| bad(format!("component {index}: {e}")))?;
+    if rq.encoded_len() != bytes.len() {
+        return Err(bad(format!(
+            "component {index}: {} bytes where its fields take {}",
+            bytes.len(),
+            rq.encoded_len()
+        )));
+    }
+    if n % 8 != 0 {
+        return Err(bad(format!("degree {n} is not a multiple of 8")));
+    }
     if rq.representation != NTT {
         let name = match rq.representation {
             1 => "PowerBasis".to_string(),
@@ -131,7 +150,10 @@ fn read_component(
         )));
     }
     if rq.degree as usize != n {
-        return Err(bad(format!("degree {}, expected {n}", rq.degree)));
+        return Err(bad(format!(
+            "component {index}: degree {}, expected {n}",
+            rq.degree
+        )));
     }
     let lengths: Vec<usize> = moduli.iter().map(|&q| packed_bits(q) * n / 8).collect();
     let total: usize = lengths.iter().sum();
@@ -153,7 +175,9 @@ fn read_component(
         );
         at += len;
         if words[start..].iter().any(|&c| c >= q) {
-            return Err(bad(format!("a coefficient not reduced modulo {q}")));
+            return Err(bad(format!(
+                "component {index}: a coefficient not reduced modulo {q}"
+            )));
         }
     }
     Ok(words)
@@ -238,6 +262,49 @@ pub fn unpack_into(bytes: &[u8], nbits: usize, count: usize, out: &mut Vec<u64>)
 mod tests {
     use super::*;
     use rand::{Rng, SeedableRng};
+
+    /// A result ciphertext is checked as written; padding in an unknown field — which the
+    /// decoder would skip and a pass-through would forward — is refused, at either level.
+    #[test]
+    fn results_are_read_back_and_padded_ones_refused() {
+        let (moduli, n) = ([97u64, 101], 8);
+        let polys: Vec<Vec<u64>> = (0..3u64)
+            .map(|k| (0..16).map(|i| (i * 7 + k) % 97).collect())
+            .collect();
+        let refs: Vec<&[u64]> = polys.iter().map(Vec::as_slice).collect();
+        let bytes = write_ciphertext(&refs, &moduli, false);
+        let read = read_unseeded(&bytes, &moduli, n, 3, "results")
+            .unwrap()
+            .unwrap();
+        assert_eq!(read, polys);
+        // Field 15 (varint 1) appended to the ciphertext, then inside component 0.
+        let mut padded = bytes.clone();
+        padded.extend_from_slice(&[0x78, 0x01]);
+        let e = check_unseeded(&padded, &moduli, n, 3, "results").unwrap_err();
+        assert!(e.to_string().contains("where its fields take"), "{e}");
+        let mut ct = fhe::proto::bfv::Ciphertext::decode(bytes.as_slice()).unwrap();
+        ct.c[0].extend_from_slice(&[0x78, 0x01]);
+        let e = check_unseeded(&ct.encode_to_vec(), &moduli, n, 3, "results").unwrap_err();
+        assert!(e.to_string().contains("component 0"), "{e}");
+        // Wrong component count and an unreduced word are named.
+        assert!(check_unseeded(&bytes, &moduli, n, 2, "results").is_err());
+        let mut rq = RqWire::decode(
+            fhe::proto::bfv::Ciphertext::decode(bytes.as_slice())
+                .unwrap()
+                .c[2]
+                .as_slice(),
+        )
+        .unwrap();
+        rq.coefficients[0] = 0xFF;
+        let mut ct = fhe::proto::bfv::Ciphertext::decode(bytes.as_slice()).unwrap();
+        ct.c[2] = rq.encode_to_vec();
+        let e = check_unseeded(&ct.encode_to_vec(), &moduli, n, 3, "results").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("component 2: a coefficient not reduced"),
+            "{e}"
+        );
+    }
 
     /// Word-at-a-time packing gives fhe-util's bytes, and unpacking its words, for every
     /// width and for lengths that end mid-byte.

@@ -165,6 +165,7 @@ pub fn seal_written(
     // Length and checksum once the payload is written.
     out.extend_from_slice(&[0u8; 16 + 64]);
     write(&mut out);
+    assert!(out.len() >= HEADER_LEN, "a payload writer only appends");
     let len = (out.len() - HEADER_LEN) as u64;
     let sum = checksum(&out[HEADER_LEN..]);
     out[SIGNED_LEN - 8..SIGNED_LEN].copy_from_slice(&len.to_le_bytes());

@@ -39,8 +39,9 @@ pub struct Client {
     query_encryptor: OnceLock<QueryEncryptor>,
     /// The fused engine's plan, for the extended query form (made on first use).
     fused_plan: OnceLock<kernels::FusedPlan>,
-    /// The ciphertext basis with the kernels' NTT tables, for reading results.
-    q_basis: OnceLock<kernels::RnsBasis>,
+    /// The ciphertext basis with the kernels' NTT tables, for reading results (None:
+    /// moduli the kernels do not take; fhe.rs reads them).
+    q_basis: OnceLock<Option<kernels::RnsBasis>>,
 }
 
 impl Client {
@@ -480,21 +481,12 @@ impl Client {
         else {
             return wire::decode_ciphertext(what, "ciphertext", bytes, par, Some(components));
         };
-        let basis = match self.q_basis.get() {
-            Some(basis) => basis,
-            None => match kernels::RnsBasis::new(par.degree(), par.moduli()) {
-                Ok(made) => self.q_basis.get_or_init(|| made),
-                // Moduli the kernels do not take: fhe.rs decodes (same ciphertext).
-                Err(_) => {
-                    return wire::decode_ciphertext(
-                        what,
-                        "ciphertext",
-                        bytes,
-                        par,
-                        Some(components),
-                    )
-                }
-            },
+        let basis = self
+            .q_basis
+            .get_or_init(|| kernels::RnsBasis::new(par.degree(), par.moduli()).ok());
+        let Some(basis) = basis else {
+            // Moduli the kernels do not take: fhe.rs decodes (the same ciphertext).
+            return wire::decode_ciphertext(what, "ciphertext", bytes, par, Some(components));
         };
         let ctx = par.context_at_level(0)?;
         let polys = polys

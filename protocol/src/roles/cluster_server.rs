@@ -292,7 +292,11 @@ impl ClusterServer {
                 check_columnar_indexes(&indexes, f.features())?;
                 let evaluated = match &state.stored {
                     Some(shard) => f.evaluate_serialized(shard, &raw)?,
-                    None => Vec::new(),
+                    None => {
+                        // Nothing to score, but a malformed query is still refused.
+                        f.query_words(&raw)?;
+                        Vec::new()
+                    }
                 };
                 return self.serialized_result_message(id, start, f, evaluated);
             }
