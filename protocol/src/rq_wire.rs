@@ -136,7 +136,7 @@ fn read_component(
             rq.encoded_len()
         )));
     }
-    if n % 8 != 0 {
+    if !n.is_multiple_of(8) {
         return Err(bad(format!("degree {n} is not a multiple of 8")));
     }
     if rq.representation != NTT {
