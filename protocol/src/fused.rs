@@ -29,27 +29,14 @@ pub fn seeded_query_words(
     ctx: &Arc<Context>,
     par: &Arc<BfvParameters>,
 ) -> Result<Vec<u64>> {
-    let n = plan.degree();
     let q = plan.q();
-    let moduli = q.primes();
-    let parts = items
-        .par_iter()
-        .enumerate()
-        .map(|(j, (_, bytes))| {
-            let what = format!("ciphertext {j}");
-            match crate::rq_wire::read_seeded(bytes, &moduli, n, &what)? {
-                Some(seeded) => {
-                    let mut words = seeded.c0;
-                    q.forward(&mut words)?;
-                    let a = Poly::random_from_seed(ctx, Representation::Ntt, seeded.seed);
-                    words.extend(a.coefficients().iter());
-                    Ok(words)
-                }
-                None => {
-                    let ct = crate::wire::decode_ciphertext("query", &what, bytes, par, Some(2))?;
-                    ciphertext_words(&[&ct], n, q.limbs(), "query")
-                }
+    let parts = query_parts(items, plan, ctx, par)?
+        .into_par_iter()
+        .map(|(mut words, c0_coefficients)| {
+            if c0_coefficients {
+                q.forward(&mut words[..q.poly_len()])?;
             }
+            Ok(words)
         })
         .collect::<Result<Vec<Vec<u64>>>>()?;
     Ok(parts.concat())
@@ -66,10 +53,27 @@ pub fn seeded_query_extended(
     ctx: &Arc<Context>,
     par: &Arc<BfvParameters>,
 ) -> Result<Vec<u64>> {
+    let parts = query_parts(items, plan, ctx, par)?;
+    // Polynomial 2j is ciphertext j's c₀, in coefficient form when it came seeded.
+    let c0_coefficients: Vec<bool> = parts.iter().map(|(_, seeded)| *seeded).collect();
+    let words: Vec<u64> = parts.into_iter().flat_map(|(w, _)| w).collect();
+    Ok(plan.extend_polys(&words, |i| i % 2 == 0 && c0_coefficients[i / 2])?)
+}
+
+/// Each query ciphertext's words over Q — c₀ then c₁ (NTT form, a seeded c₁ drawn from
+/// its seed by fhe-math's own sampler) — and whether c₀ is still in the coefficient form
+/// a seeded ciphertext carries it in. A ciphertext of any other shape goes through
+/// fhe.rs's decoder and checks (both components in NTT form).
+fn query_parts(
+    items: &[(usize, &[u8])],
+    plan: &FusedPlan,
+    ctx: &Arc<Context>,
+    par: &Arc<BfvParameters>,
+) -> Result<Vec<(Vec<u64>, bool)>> {
     let n = plan.degree();
     let q = plan.q();
     let moduli = q.primes();
-    let parts = items
+    items
         .par_iter()
         .enumerate()
         .map(|(j, (_, bytes))| {
@@ -87,11 +91,7 @@ pub fn seeded_query_extended(
                 }
             }
         })
-        .collect::<Result<Vec<(Vec<u64>, bool)>>>()?;
-    // Polynomial 2j is ciphertext j's c₀, in coefficient form when it came seeded.
-    let c0_coefficients: Vec<bool> = parts.iter().map(|(_, seeded)| *seeded).collect();
-    let words: Vec<u64> = parts.into_iter().flat_map(|(w, _)| w).collect();
-    Ok(plan.extend_polys(&words, |i| i % 2 == 0 && c0_coefficients[i / 2])?)
+        .collect()
 }
 
 /// A shard held by the backend. The main server splits the gallery by ciphertext, so a
