@@ -237,17 +237,9 @@ impl FusedColumnar {
         shard: &StoredShard,
         extended: &[u64],
     ) -> Result<Vec<(usize, Vec<u64>)>> {
-        let evaluated = shard
-            .parts
-            .iter()
-            .map(|(gallery, groups)| {
-                Ok((
-                    groups,
-                    gallery.evaluate_extended_coefficients(extended, &self.plan)?,
-                ))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(by_group(evaluated))
+        self.each_part(shard, |gallery| {
+            gallery.evaluate_extended_coefficients(extended, &self.plan)
+        })
     }
 
     /// One result ciphertext (3 components) per stored group, for query words from
@@ -286,10 +278,21 @@ impl FusedColumnar {
         shard: &StoredShard,
         extended: &[u64],
     ) -> Result<Vec<(usize, Vec<u64>)>> {
+        self.each_part(shard, |gallery| gallery.evaluate_extended(extended))
+    }
+
+    /// `evaluate` on every stored part (feature subset), as (group, words) by group.
+    fn each_part(
+        &self,
+        shard: &StoredShard,
+        evaluate: impl Fn(
+            &dyn StoredGallery,
+        ) -> std::result::Result<Vec<Vec<u64>>, kernels::KernelError>,
+    ) -> Result<Vec<(usize, Vec<u64>)>> {
         let evaluated = shard
             .parts
             .iter()
-            .map(|(gallery, groups)| Ok((groups, gallery.evaluate_extended(extended)?)))
+            .map(|(gallery, groups)| Ok((groups, evaluate(gallery.as_ref())?)))
             .collect::<Result<Vec<_>>>()?;
         Ok(by_group(evaluated))
     }

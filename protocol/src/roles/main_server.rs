@@ -581,7 +581,9 @@ impl MainServer {
         // result.
         let start = Instant::now();
         stats.cluster_eval = vec![Duration::ZERO; shards.len()];
-        let sealed = match deployment.layout {
+        // Each layout gathers and compresses its own way; the results leave serialized.
+        let mut serialize = Duration::ZERO;
+        let results: Vec<(usize, Cow<'_, [u8]>)> = match deployment.layout {
             Layout::Columnar => {
                 // Each group's result passes through as its cluster serialized it (checked
                 // without fhe.rs objects); only split groups' partial sums are decoded and
@@ -598,17 +600,7 @@ impl MainServer {
                 let start = Instant::now();
                 let results = self.sum_split_groups(deployment, evaluated, &missing)?;
                 stats.compress = start.elapsed();
-                stats.result_ciphertexts = results.len();
-                let start = Instant::now();
-                let sealed = Ciphertexts::encode_serialized(
-                    Artifact::Results,
-                    &self.params,
-                    Sealer::Server(deployment.id),
-                    0,
-                    &results,
-                );
-                stats.serialize = start.elapsed();
-                sealed
+                results
             }
             Layout::BlindTouch { .. } => {
                 let components = deployment.layout.result_components();
@@ -631,19 +623,25 @@ impl MainServer {
                 let start = Instant::now();
                 let results = self.compress(deployment, evaluated, &missing)?;
                 stats.compress = start.elapsed();
-                stats.result_ciphertexts = results.len();
                 let start = Instant::now();
-                let sealed = Ciphertexts::encode(
-                    Artifact::Results,
-                    &self.params,
-                    Sealer::Server(deployment.id),
-                    0,
-                    &results,
-                );
-                stats.serialize = start.elapsed();
-                sealed
+                let results = results
+                    .into_iter()
+                    .map(|(index, ct)| (index, Cow::Owned(ct.to_bytes())))
+                    .collect();
+                serialize = start.elapsed();
+                results
             }
         };
+        stats.result_ciphertexts = results.len();
+        let start = Instant::now();
+        let sealed = Ciphertexts::encode_serialized(
+            Artifact::Results,
+            &self.params,
+            Sealer::Server(deployment.id),
+            0,
+            &results,
+        );
+        stats.serialize = serialize + start.elapsed();
         Ok((sealed, stats, coverage))
     }
 
