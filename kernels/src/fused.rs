@@ -43,10 +43,15 @@ pub struct FusedPlan {
     weight_consts: Vec<Vec<Constant>>,
 }
 
-/// Bits of each extension prime. 60 rather than 62 so that the accumulation can keep the
-/// weighted factor lazily reduced (below 2p): 16 products below 2p² < 2¹²¹ still fit a u128
-/// with room to spare, and Q's primes (≤ 60 bits in every preset) obey the same bound.
-pub const EXTENSION_PRIME_BITS: u32 = 60;
+/// Bits of each extension prime: 50, so that the P limbs run on the CPU's 52-bit
+/// multiply-add (AVX-512 IFMA) with Harvey's lazy values below 4p < 2⁵². The bound on P
+/// is met with more primes where needed (three at both columnar presets).
+pub const EXTENSION_PRIME_BITS: u32 = 50;
+
+/// Largest ciphertext prime the fused kernel takes: below 2⁶⁰ the accumulation can keep the
+/// weighted factor lazily reduced (below 2p), and 16 products below 2p² < 2¹²¹ still fit a
+/// u128 with room to spare (Q's primes are ≤ 60 bits in every preset).
+pub const MAX_CIPHERTEXT_PRIME_BITS: u32 = 60;
 
 impl FusedPlan {
     /// A plan for ring degree n, ciphertext primes `q` (level 0 of the parameter set),
@@ -82,12 +87,12 @@ impl FusedPlan {
                 "the fused kernel works on degrees ≥ 64 that are powers of two, not {n}"
             )));
         }
-        if let Some(&big) = q.iter().find(|&&p| p >= 1 << EXTENSION_PRIME_BITS) {
+        if let Some(&big) = q.iter().find(|&&p| p >= 1 << MAX_CIPHERTEXT_PRIME_BITS) {
             return Err(KernelError::Modulus {
                 p: big,
                 n,
                 why: format!(
-                    "the fused kernel takes ciphertext primes of at most {EXTENSION_PRIME_BITS} bits"
+                    "the fused kernel takes ciphertext primes of at most {MAX_CIPHERTEXT_PRIME_BITS} bits"
                 ),
             });
         }

@@ -26,6 +26,22 @@ pub struct NttTable {
     n_inv: u64,
     n_inv_shoup: u64,
     psi: u64,
+    /// For p < 2⁵⁰: the same twiddles' 52-bit Shoup quotients ⌊w·2⁵²/p⌋ (forward, inverse,
+    /// n⁻¹), for the IFMA levels in [`crate::simd`].
+    shoup52: Option<Shoup52>,
+}
+
+/// 52-bit Shoup quotients of one table's twiddles.
+#[derive(Clone, Debug)]
+struct Shoup52 {
+    omegas: Vec<u64>,
+    zetas_inv: Vec<u64>,
+    n_inv: u64,
+}
+
+/// ⌊w·2⁵²/p⌋ for w < p < 2⁵⁰.
+fn shoup52(w: u64, p: u64) -> u64 {
+    (((w as u128) << 52) / p as u128) as u64
 }
 
 impl NttTable {
@@ -59,7 +75,13 @@ impl NttTable {
         let omegas: Vec<u64> = (0..n).map(|i| powers[bitrev(i)]).collect();
         let zetas_inv: Vec<u64> = (0..n).map(|i| powers_inv[bitrev(i)]).collect();
         let n_inv = m.inv(n as u64).expect("n < p is invertible");
+        let shoup52 = (p < 1 << 50).then(|| Shoup52 {
+            omegas: omegas.iter().map(|&w| shoup52(w, p)).collect(),
+            zetas_inv: zetas_inv.iter().map(|&w| shoup52(w, p)).collect(),
+            n_inv: shoup52(n_inv, p),
+        });
         Ok(Self {
+            shoup52,
             omegas_shoup: omegas.iter().map(|&w| m.shoup(w)).collect(),
             zetas_inv_shoup: zetas_inv.iter().map(|&w| m.shoup(w)).collect(),
             omegas,
@@ -110,12 +132,15 @@ impl NttTable {
         #[cfg(target_arch = "x86_64")]
         if self.n >= 16 && crate::simd::avx512() {
             let p = self.p.value();
-            // SAFETY: AVX-512F and DQ are present (checked by `avx512`); n is a multiple
-            // of 16. The three innermost levels run there too, with permutes.
-            unsafe {
-                let k = crate::simd::forward_levels(a, &self.omegas, &self.omegas_shoup, p, 8);
-                crate::simd::forward_tail(a, &self.omegas, &self.omegas_shoup, p, k);
-                crate::simd::reduce_from_4p(a, p);
+            match &self.shoup52 {
+                // SAFETY: AVX-512F, DQ and IFMA are present (checked by `ifma`), p < 2⁵⁰
+                // (the table exists), n is a multiple of 16.
+                Some(s) if crate::simd::ifma() => unsafe {
+                    crate::simd::forward52(a, &self.omegas, &s.omegas, p)
+                },
+                // SAFETY: AVX-512F and DQ are present (checked by `avx512`); n is a
+                // multiple of 16. The three innermost levels run there too, with permutes.
+                _ => unsafe { crate::simd::forward(a, &self.omegas, &self.omegas_shoup, p) },
             }
             return;
         }
@@ -161,12 +186,19 @@ impl NttTable {
         #[cfg(target_arch = "x86_64")]
         if self.n >= 16 && crate::simd::avx512() {
             let p = self.p.value();
-            // SAFETY: AVX-512F and DQ are present (checked by `avx512`); n is a multiple
-            // of 16.
-            unsafe {
-                let k = crate::simd::inverse_head(a, &self.zetas_inv, &self.zetas_inv_shoup, p);
-                crate::simd::inverse_levels(a, &self.zetas_inv, &self.zetas_inv_shoup, p, 8, k);
-                crate::simd::scale(a, self.n_inv, self.n_inv_shoup, p);
+            match &self.shoup52 {
+                // SAFETY: AVX-512F, DQ and IFMA are present (checked by `ifma`), p < 2⁵⁰
+                // (the table exists), n is a multiple of 16.
+                Some(s) if crate::simd::ifma() => unsafe {
+                    let n_inv = (self.n_inv, s.n_inv);
+                    crate::simd::inverse52(a, &self.zetas_inv, &s.zetas_inv, n_inv, p)
+                },
+                // SAFETY: AVX-512F and DQ are present (checked by `avx512`); n is a
+                // multiple of 16.
+                _ => unsafe {
+                    let n_inv = (self.n_inv, self.n_inv_shoup);
+                    crate::simd::inverse(a, &self.zetas_inv, &self.zetas_inv_shoup, n_inv, p)
+                },
             }
             return;
         }
@@ -266,7 +298,8 @@ mod tests {
         use rand::Rng;
         let mut rng = ChaCha8Rng::seed_from_u64(9);
         for n in [16usize, 32, 64, 1024, 4096, 8192, 16384] {
-            for bits in [20u32, 40, 55, 60, 62] {
+            // 45 and 50 bits run the IFMA levels where the CPU has them.
+            for bits in [20u32, 40, 45, 50, 55, 60, 62] {
                 let Some(primes) = crate::arith::ntt_primes(bits, n, 2, &[]) else {
                     continue;
                 };

@@ -9,6 +9,12 @@
 //! `vpmullq`. Levels whose butterflies span at least 8 words run on whole vectors; the three
 //! innermost (spans 4, 2, 1) run on pairs of vectors whose butterfly partners are brought
 //! into matching lanes by `vpermt2q`, with per-lane twiddles.
+//!
+//! Primes below 2⁵⁰ (the fused engine's extension primes) run the same butterflies with
+//! AVX-512 IFMA where the CPU has it: Shoup's product with a 52-bit quotient
+//! ⌊w·2⁵²/p⌋ is three 52-bit multiply-adds (`vpmadd52{lo,hi}uq`), valid because every lazy
+//! value stays below 4p < 2⁵². Lazy intermediates may differ from the 64-bit path by
+//! multiples of p; the fully reduced outputs are the same words (tested).
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
@@ -50,6 +56,52 @@ mod x86 {
         _mm512_sub_epi64(_mm512_mullo_epi64(y, w), _mm512_mullo_epi64(q, p))
     }
 
+    /// Shoup's lazy product with a 52-bit quotient w′ = ⌊w·2⁵²/p⌋, for p < 2⁵⁰ and
+    /// y < 2⁵²: y·w − ⌊y·w′/2⁵²⌋·p lies in [0, 2p), so its low 52 bits are the value.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512ifma")]
+    fn mul_shoup_lazy52(y: __m512i, w: __m512i, w_shoup: __m512i, p: __m512i) -> __m512i {
+        let zero = _mm512_setzero_si512();
+        let q = _mm512_madd52hi_epu64(zero, y, w_shoup);
+        let yw = _mm512_madd52lo_epu64(zero, y, w);
+        let qp = _mm512_madd52lo_epu64(zero, q, p);
+        _mm512_and_si512(
+            _mm512_sub_epi64(yw, qp),
+            _mm512_set1_epi64(((1u64 << 52) - 1) as i64),
+        )
+    }
+
+    /// How the butterflies multiply by a twiddle: the generic levels below run either.
+    pub trait LazyMul {
+        /// y·w mod p in [0, 2p), for y < 4p.
+        ///
+        /// # Safety
+        /// The CPU must have the features the implementation names.
+        unsafe fn mul(y: __m512i, tw: &Twiddles, p: __m512i) -> __m512i;
+    }
+
+    /// 64-bit Shoup quotients ⌊w·2⁶⁴/p⌋ (AVX-512F/DQ; any p < 2⁶²).
+    pub struct Shoup64;
+
+    /// 52-bit Shoup quotients ⌊w·2⁵²/p⌋ (AVX-512 IFMA; p < 2⁵⁰).
+    pub struct Shoup52;
+
+    impl LazyMul for Shoup64 {
+        #[inline(always)]
+        unsafe fn mul(y: __m512i, tw: &Twiddles, p: __m512i) -> __m512i {
+            // SAFETY: the caller runs with AVX-512F and DQ.
+            unsafe { mul_shoup_lazy(y, tw.w, tw.ws, tw.ws_hi, p) }
+        }
+    }
+
+    impl LazyMul for Shoup52 {
+        #[inline(always)]
+        unsafe fn mul(y: __m512i, tw: &Twiddles, p: __m512i) -> __m512i {
+            // SAFETY: the caller runs with AVX-512F and IFMA.
+            unsafe { mul_shoup_lazy52(y, tw.w, tw.ws, p) }
+        }
+    }
+
     /// x − m if x ≥ m (unsigned), for x < 2m.
     #[inline]
     #[target_feature(enable = "avx512f")]
@@ -57,13 +109,90 @@ mod x86 {
         _mm512_min_epu64(x, _mm512_sub_epi64(x, m))
     }
 
-    /// The forward levels with half-size ≥ 8, from n/2 down to `last_half`; returns the
-    /// next twiddle index. Same steps as `NttTable::forward`.
+    /// A full forward transform (see `NttTable::forward`): the levels with half-size ≥ 8,
+    /// the three innermost, the final reduction below p.
     ///
     /// # Safety
-    /// The CPU must have AVX-512F and AVX-512DQ.
+    /// The CPU must have AVX-512F and AVX-512DQ; `a.len()` a multiple of 16.
     #[target_feature(enable = "avx512f,avx512dq")]
-    pub unsafe fn forward_levels(
+    pub unsafe fn forward(a: &mut [u64], omegas: &[u64], omegas_shoup: &[u64], p: u64) {
+        // SAFETY: the features are enabled here; the length is the caller's promise.
+        unsafe { forward_with::<Shoup64>(a, omegas, omegas_shoup, p) }
+    }
+
+    /// [`forward`] with 52-bit Shoup quotients, for p < 2⁵⁰.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F, DQ and IFMA; `a.len()` a multiple of 16; p < 2⁵⁰.
+    #[target_feature(enable = "avx512f,avx512dq,avx512ifma")]
+    pub unsafe fn forward52(a: &mut [u64], omegas: &[u64], omegas_shoup52: &[u64], p: u64) {
+        // SAFETY: as for `forward`, with IFMA.
+        unsafe { forward_with::<Shoup52>(a, omegas, omegas_shoup52, p) }
+    }
+
+    /// A full inverse transform (see `NttTable::inverse`): the three first levels, the
+    /// rest, the product by n⁻¹.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F and AVX-512DQ; `a.len()` a multiple of 16.
+    #[target_feature(enable = "avx512f,avx512dq")]
+    pub unsafe fn inverse(
+        a: &mut [u64],
+        zetas: &[u64],
+        zetas_shoup: &[u64],
+        n_inv: (u64, u64),
+        p: u64,
+    ) {
+        // SAFETY: the features are enabled here; the length is the caller's promise.
+        unsafe { inverse_with::<Shoup64>(a, zetas, zetas_shoup, n_inv, p) }
+    }
+
+    /// [`inverse`] with 52-bit Shoup quotients (n⁻¹'s too), for p < 2⁵⁰.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F, DQ and IFMA; `a.len()` a multiple of 16; p < 2⁵⁰.
+    #[target_feature(enable = "avx512f,avx512dq,avx512ifma")]
+    pub unsafe fn inverse52(
+        a: &mut [u64],
+        zetas: &[u64],
+        zetas_shoup52: &[u64],
+        n_inv: (u64, u64),
+        p: u64,
+    ) {
+        // SAFETY: as for `inverse`, with IFMA.
+        unsafe { inverse_with::<Shoup52>(a, zetas, zetas_shoup52, n_inv, p) }
+    }
+
+    #[inline(always)]
+    unsafe fn forward_with<M: LazyMul>(a: &mut [u64], w: &[u64], ws: &[u64], p: u64) {
+        // SAFETY: the callers enable what M and the levels need.
+        unsafe {
+            let k = forward_levels::<M>(a, w, ws, p, 8);
+            forward_tail::<M>(a, w, ws, p, k);
+            reduce_from_4p(a, p);
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn inverse_with<M: LazyMul>(
+        a: &mut [u64],
+        z: &[u64],
+        zs: &[u64],
+        (n_inv, n_inv_shoup): (u64, u64),
+        p: u64,
+    ) {
+        // SAFETY: the callers enable what M and the levels need.
+        unsafe {
+            let k = inverse_head::<M>(a, z, zs, p);
+            inverse_levels::<M>(a, z, zs, p, 8, k);
+            scale_with::<M>(a, n_inv, n_inv_shoup, p);
+        }
+    }
+
+    /// The forward levels with half-size ≥ 8, from n/2 down to `last_half`; returns the
+    /// next twiddle index. Same steps as `NttTable::forward`.
+    #[inline(always)]
+    unsafe fn forward_levels<M: LazyMul>(
         a: &mut [u64],
         omegas: &[u64],
         omegas_shoup: &[u64],
@@ -71,45 +200,51 @@ mod x86 {
         last_half: usize,
     ) -> usize {
         let n = a.len();
-        let two_p = _mm512_set1_epi64((2 * p) as i64);
-        let pv = _mm512_set1_epi64(p as i64);
-        let mut half = n >> 1;
-        let mut k = 1;
-        while half >= last_half {
-            for chunk in a.chunks_exact_mut(2 * half) {
-                let w = _mm512_set1_epi64(omegas[k] as i64);
-                let ws = _mm512_set1_epi64(omegas_shoup[k] as i64);
-                let ws_hi = _mm512_set1_epi64((omegas_shoup[k] >> 32) as i64);
-                k += 1;
-                let (left, right) = chunk.split_at_mut(half);
-                for (x8, y8) in left.chunks_exact_mut(8).zip(right.chunks_exact_mut(8)) {
-                    // SAFETY: each chunk is exactly 8 words; unaligned loads and stores.
-                    unsafe {
+        // SAFETY (whole body): AVX-512F/DQ (and IFMA for Shoup52) are enabled by the
+        // callers; every chunk is exactly 8 words, with unaligned loads and stores.
+        unsafe {
+            let two_p = _mm512_set1_epi64((2 * p) as i64);
+            let pv = _mm512_set1_epi64(p as i64);
+            let mut half = n >> 1;
+            let mut k = 1;
+            while half >= last_half {
+                for chunk in a.chunks_exact_mut(2 * half) {
+                    let tw = Twiddles::broadcast(omegas[k], omegas_shoup[k]);
+                    k += 1;
+                    let (left, right) = chunk.split_at_mut(half);
+                    for (x8, y8) in left.chunks_exact_mut(8).zip(right.chunks_exact_mut(8)) {
                         let x = _mm512_loadu_si512(x8.as_ptr().cast());
                         let y = _mm512_loadu_si512(y8.as_ptr().cast());
-                        let u = reduce_once(x, two_p);
-                        let t = mul_shoup_lazy(y, w, ws, ws_hi, pv);
-                        _mm512_storeu_si512(x8.as_mut_ptr().cast(), _mm512_add_epi64(u, t));
-                        _mm512_storeu_si512(
-                            y8.as_mut_ptr().cast(),
-                            _mm512_sub_epi64(_mm512_add_epi64(u, two_p), t),
-                        );
+                        let (x, y) = forward_butterfly::<M>(x, y, &tw, pv, two_p);
+                        _mm512_storeu_si512(x8.as_mut_ptr().cast(), x);
+                        _mm512_storeu_si512(y8.as_mut_ptr().cast(), y);
                     }
                 }
+                half >>= 1;
             }
-            half >>= 1;
+            k
         }
-        k
     }
 
     /// Lane-wise twiddles with the high halves of their Shoup quotients.
-    struct Twiddles {
+    pub struct Twiddles {
         w: __m512i,
         ws: __m512i,
         ws_hi: __m512i,
     }
 
     impl Twiddles {
+        /// One twiddle in every lane.
+        #[inline]
+        #[target_feature(enable = "avx512f")]
+        fn broadcast(w: u64, ws: u64) -> Self {
+            Self {
+                w: _mm512_set1_epi64(w as i64),
+                ws: _mm512_set1_epi64(ws as i64),
+                ws_hi: _mm512_set1_epi64((ws >> 32) as i64),
+            }
+        }
+
         /// Lane i takes twiddle `k + idx[i]` (idx as 64-bit lane indices into 8 words
         /// loaded from k; lanes past the table are never selected).
         #[inline]
@@ -142,47 +277,48 @@ mod x86 {
     }
 
     /// Harvey's forward butterfly on 8 lanes: (u + t, u + 2p − t), u = x mod 2p, t = y·w.
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512dq")]
-    fn forward_butterfly(
+    #[inline(always)]
+    unsafe fn forward_butterfly<M: LazyMul>(
         x: __m512i,
         y: __m512i,
         tw: &Twiddles,
         p: __m512i,
         two_p: __m512i,
     ) -> (__m512i, __m512i) {
-        let u = reduce_once(x, two_p);
-        let t = mul_shoup_lazy(y, tw.w, tw.ws, tw.ws_hi, p);
-        (
-            _mm512_add_epi64(u, t),
-            _mm512_sub_epi64(_mm512_add_epi64(u, two_p), t),
-        )
+        // SAFETY: the callers enable AVX-512F/DQ and what M needs.
+        unsafe {
+            let u = reduce_once(x, two_p);
+            let t = M::mul(y, tw, p);
+            (
+                _mm512_add_epi64(u, t),
+                _mm512_sub_epi64(_mm512_add_epi64(u, two_p), t),
+            )
+        }
     }
 
     /// The inverse butterfly on 8 lanes: ((x + y) mod 2p, (x + 2p − y)·z).
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512dq")]
-    fn inverse_butterfly(
+    #[inline(always)]
+    unsafe fn inverse_butterfly<M: LazyMul>(
         x: __m512i,
         y: __m512i,
         tw: &Twiddles,
         p: __m512i,
         two_p: __m512i,
     ) -> (__m512i, __m512i) {
-        let sum = reduce_once(_mm512_add_epi64(x, y), two_p);
-        let diff = _mm512_sub_epi64(_mm512_add_epi64(x, two_p), y);
-        (sum, mul_shoup_lazy(diff, tw.w, tw.ws, tw.ws_hi, p))
+        // SAFETY: the callers enable AVX-512F/DQ and what M needs.
+        unsafe {
+            let sum = reduce_once(_mm512_add_epi64(x, y), two_p);
+            let diff = _mm512_sub_epi64(_mm512_add_epi64(x, two_p), y);
+            (sum, M::mul(diff, tw, p))
+        }
     }
 
     /// The three innermost forward levels (half-sizes 4, 2, 1), twiddles from index `k`
     /// (the first level's), two blocks of 8 words at a time with the butterflies' partners
     /// brought into matching lanes by permutes: the same butterflies, in the same order
     /// per word, as the scalar levels.
-    ///
-    /// # Safety
-    /// The CPU must have AVX-512F and AVX-512DQ; `a.len()` a multiple of 16.
-    #[target_feature(enable = "avx512f,avx512dq")]
-    pub unsafe fn forward_tail(
+    #[inline(always)]
+    unsafe fn forward_tail<M: LazyMul>(
         a: &mut [u64],
         omegas: &[u64],
         omegas_shoup: &[u64],
@@ -191,27 +327,28 @@ mod x86 {
     ) {
         let n = a.len();
         let (k4, k2, k1) = (k, k + n / 8, k + n / 8 + n / 4);
-        let two_p = _mm512_set1_epi64((2 * p) as i64);
-        let pv = _mm512_set1_epi64(p as i64);
-        let dup4 = lanes([0, 0, 0, 0, 1, 1, 1, 1]);
-        let dup2 = lanes([0, 0, 1, 1, 2, 2, 3, 3]);
-        let ident = lanes([0, 1, 2, 3, 4, 5, 6, 7]);
-        let lo_halves = lanes([0, 1, 2, 3, 8, 9, 10, 11]);
-        let hi_halves = lanes([4, 5, 6, 7, 12, 13, 14, 15]);
-        let x2 = lanes([0, 1, 8, 9, 4, 5, 12, 13]);
-        let y2 = lanes([2, 3, 10, 11, 6, 7, 14, 15]);
-        let x1 = lanes([0, 8, 2, 10, 4, 12, 6, 14]);
-        let y1 = lanes([1, 9, 3, 11, 5, 13, 7, 15]);
-        let out_a = lanes([0, 8, 1, 9, 2, 10, 3, 11]);
-        let out_b = lanes([4, 12, 5, 13, 6, 14, 7, 15]);
-        for (b, pair) in a.chunks_exact_mut(16).enumerate() {
-            // SAFETY: 16 words; unaligned loads and stores.
-            unsafe {
+        // SAFETY (whole body): AVX-512F/DQ (and what M needs) are enabled by the callers;
+        // `a` is 16-word pairs, with unaligned loads and stores.
+        unsafe {
+            let two_p = _mm512_set1_epi64((2 * p) as i64);
+            let pv = _mm512_set1_epi64(p as i64);
+            let dup4 = lanes([0, 0, 0, 0, 1, 1, 1, 1]);
+            let dup2 = lanes([0, 0, 1, 1, 2, 2, 3, 3]);
+            let ident = lanes([0, 1, 2, 3, 4, 5, 6, 7]);
+            let lo_halves = lanes([0, 1, 2, 3, 8, 9, 10, 11]);
+            let hi_halves = lanes([4, 5, 6, 7, 12, 13, 14, 15]);
+            let x2 = lanes([0, 1, 8, 9, 4, 5, 12, 13]);
+            let y2 = lanes([2, 3, 10, 11, 6, 7, 14, 15]);
+            let x1 = lanes([0, 8, 2, 10, 4, 12, 6, 14]);
+            let y1 = lanes([1, 9, 3, 11, 5, 13, 7, 15]);
+            let out_a = lanes([0, 8, 1, 9, 2, 10, 3, 11]);
+            let out_b = lanes([4, 12, 5, 13, 6, 14, 7, 15]);
+            for (b, pair) in a.chunks_exact_mut(16).enumerate() {
                 let va = _mm512_loadu_si512(pair.as_ptr().cast());
                 let vb = _mm512_loadu_si512(pair.as_ptr().add(8).cast());
                 // Half 4: x = the low halves of both blocks, y = the high halves.
                 let tw = Twiddles::gather(omegas, omegas_shoup, k4 + 2 * b, 2, dup4);
-                let (x, y) = forward_butterfly(
+                let (x, y) = forward_butterfly::<M>(
                     _mm512_permutex2var_epi64(va, lo_halves, vb),
                     _mm512_permutex2var_epi64(va, hi_halves, vb),
                     &tw,
@@ -220,7 +357,7 @@ mod x86 {
                 );
                 // Half 2 (block a = x₀..₃ y₀..₃, block b = x₄..₇ y₄..₇).
                 let tw = Twiddles::gather(omegas, omegas_shoup, k2 + 4 * b, 4, dup2);
-                let (x, y) = forward_butterfly(
+                let (x, y) = forward_butterfly::<M>(
                     _mm512_permutex2var_epi64(x, x2, y),
                     _mm512_permutex2var_epi64(x, y2, y),
                     &tw,
@@ -229,7 +366,7 @@ mod x86 {
                 );
                 // Half 1.
                 let tw = Twiddles::gather(omegas, omegas_shoup, k1 + 8 * b, 8, ident);
-                let (x, y) = forward_butterfly(
+                let (x, y) = forward_butterfly::<M>(
                     _mm512_permutex2var_epi64(x, x1, y),
                     _mm512_permutex2var_epi64(x, y1, y),
                     &tw,
@@ -250,34 +387,36 @@ mod x86 {
 
     /// The three first inverse levels (half-sizes 1, 2, 4), twiddles from index 0; returns
     /// the next twiddle index. The mirror of [`forward_tail`].
-    ///
-    /// # Safety
-    /// The CPU must have AVX-512F and AVX-512DQ; `a.len()` a multiple of 16.
-    #[target_feature(enable = "avx512f,avx512dq")]
-    pub unsafe fn inverse_head(a: &mut [u64], zetas: &[u64], zetas_shoup: &[u64], p: u64) -> usize {
+    #[inline(always)]
+    unsafe fn inverse_head<M: LazyMul>(
+        a: &mut [u64],
+        zetas: &[u64],
+        zetas_shoup: &[u64],
+        p: u64,
+    ) -> usize {
         let n = a.len();
         let (k1, k2, k4) = (0, n / 2, n / 2 + n / 4);
-        let two_p = _mm512_set1_epi64((2 * p) as i64);
-        let pv = _mm512_set1_epi64(p as i64);
-        let dup4 = lanes([0, 0, 0, 0, 1, 1, 1, 1]);
-        let dup2 = lanes([0, 0, 1, 1, 2, 2, 3, 3]);
-        let ident = lanes([0, 1, 2, 3, 4, 5, 6, 7]);
-        let evens = lanes([0, 2, 4, 6, 8, 10, 12, 14]);
-        let odds = lanes([1, 3, 5, 7, 9, 11, 13, 15]);
-        let x2 = lanes([0, 8, 2, 10, 4, 12, 6, 14]);
-        let y2 = lanes([1, 9, 3, 11, 5, 13, 7, 15]);
-        let x4 = lanes([0, 1, 8, 9, 4, 5, 12, 13]);
-        let y4 = lanes([2, 3, 10, 11, 6, 7, 14, 15]);
-        let lo_halves = lanes([0, 1, 2, 3, 8, 9, 10, 11]);
-        let hi_halves = lanes([4, 5, 6, 7, 12, 13, 14, 15]);
-        for (b, pair) in a.chunks_exact_mut(16).enumerate() {
-            // SAFETY: 16 words; unaligned loads and stores.
-            unsafe {
+        // SAFETY (whole body): as in `forward_tail`.
+        unsafe {
+            let two_p = _mm512_set1_epi64((2 * p) as i64);
+            let pv = _mm512_set1_epi64(p as i64);
+            let dup4 = lanes([0, 0, 0, 0, 1, 1, 1, 1]);
+            let dup2 = lanes([0, 0, 1, 1, 2, 2, 3, 3]);
+            let ident = lanes([0, 1, 2, 3, 4, 5, 6, 7]);
+            let evens = lanes([0, 2, 4, 6, 8, 10, 12, 14]);
+            let odds = lanes([1, 3, 5, 7, 9, 11, 13, 15]);
+            let x2 = lanes([0, 8, 2, 10, 4, 12, 6, 14]);
+            let y2 = lanes([1, 9, 3, 11, 5, 13, 7, 15]);
+            let x4 = lanes([0, 1, 8, 9, 4, 5, 12, 13]);
+            let y4 = lanes([2, 3, 10, 11, 6, 7, 14, 15]);
+            let lo_halves = lanes([0, 1, 2, 3, 8, 9, 10, 11]);
+            let hi_halves = lanes([4, 5, 6, 7, 12, 13, 14, 15]);
+            for (b, pair) in a.chunks_exact_mut(16).enumerate() {
                 let va = _mm512_loadu_si512(pair.as_ptr().cast());
                 let vb = _mm512_loadu_si512(pair.as_ptr().add(8).cast());
                 // Half 1: x = even words, y = odd words.
                 let tw = Twiddles::gather(zetas, zetas_shoup, k1 + 8 * b, 8, ident);
-                let (x, y) = inverse_butterfly(
+                let (x, y) = inverse_butterfly::<M>(
                     _mm512_permutex2var_epi64(va, evens, vb),
                     _mm512_permutex2var_epi64(va, odds, vb),
                     &tw,
@@ -286,7 +425,7 @@ mod x86 {
                 );
                 // Half 2.
                 let tw = Twiddles::gather(zetas, zetas_shoup, k2 + 4 * b, 4, dup2);
-                let (x, y) = inverse_butterfly(
+                let (x, y) = inverse_butterfly::<M>(
                     _mm512_permutex2var_epi64(x, x2, y),
                     _mm512_permutex2var_epi64(x, y2, y),
                     &tw,
@@ -295,7 +434,7 @@ mod x86 {
                 );
                 // Half 4.
                 let tw = Twiddles::gather(zetas, zetas_shoup, k4 + 2 * b, 2, dup4);
-                let (x, y) = inverse_butterfly(
+                let (x, y) = inverse_butterfly::<M>(
                     _mm512_permutex2var_epi64(x, x4, y),
                     _mm512_permutex2var_epi64(x, y4, y),
                     &tw,
@@ -335,11 +474,8 @@ mod x86 {
 
     /// The inverse levels with half-size from `first_half` (≥ 8) up to n/2, starting at
     /// twiddle index `k`. Same steps as `NttTable::inverse`.
-    ///
-    /// # Safety
-    /// The CPU must have AVX-512F and AVX-512DQ.
-    #[target_feature(enable = "avx512f,avx512dq")]
-    pub unsafe fn inverse_levels(
+    #[inline(always)]
+    unsafe fn inverse_levels<M: LazyMul>(
         a: &mut [u64],
         zetas: &[u64],
         zetas_shoup: &[u64],
@@ -348,32 +484,26 @@ mod x86 {
         mut k: usize,
     ) {
         let n = a.len();
-        let two_p = _mm512_set1_epi64((2 * p) as i64);
-        let pv = _mm512_set1_epi64(p as i64);
-        let mut half = first_half;
-        while half < n {
-            for chunk in a.chunks_exact_mut(2 * half) {
-                let z = _mm512_set1_epi64(zetas[k] as i64);
-                let zs = _mm512_set1_epi64(zetas_shoup[k] as i64);
-                let zs_hi = _mm512_set1_epi64((zetas_shoup[k] >> 32) as i64);
-                k += 1;
-                let (left, right) = chunk.split_at_mut(half);
-                for (x8, y8) in left.chunks_exact_mut(8).zip(right.chunks_exact_mut(8)) {
-                    // SAFETY: each chunk is exactly 8 words; unaligned loads and stores.
-                    unsafe {
-                        let u = _mm512_loadu_si512(x8.as_ptr().cast());
+        // SAFETY (whole body): as in `forward_levels`.
+        unsafe {
+            let two_p = _mm512_set1_epi64((2 * p) as i64);
+            let pv = _mm512_set1_epi64(p as i64);
+            let mut half = first_half;
+            while half < n {
+                for chunk in a.chunks_exact_mut(2 * half) {
+                    let tw = Twiddles::broadcast(zetas[k], zetas_shoup[k]);
+                    k += 1;
+                    let (left, right) = chunk.split_at_mut(half);
+                    for (x8, y8) in left.chunks_exact_mut(8).zip(right.chunks_exact_mut(8)) {
+                        let x = _mm512_loadu_si512(x8.as_ptr().cast());
                         let y = _mm512_loadu_si512(y8.as_ptr().cast());
-                        let sum = reduce_once(_mm512_add_epi64(u, y), two_p);
-                        let diff = _mm512_sub_epi64(_mm512_add_epi64(u, two_p), y);
-                        _mm512_storeu_si512(x8.as_mut_ptr().cast(), sum);
-                        _mm512_storeu_si512(
-                            y8.as_mut_ptr().cast(),
-                            mul_shoup_lazy(diff, z, zs, zs_hi, pv),
-                        );
+                        let (x, y) = inverse_butterfly::<M>(x, y, &tw, pv, two_p);
+                        _mm512_storeu_si512(x8.as_mut_ptr().cast(), x);
+                        _mm512_storeu_si512(y8.as_mut_ptr().cast(), y);
                     }
                 }
+                half <<= 1;
             }
-            half <<= 1;
         }
     }
 
@@ -414,20 +544,16 @@ mod x86 {
     }
 
     /// a ← a·c mod p (Shoup, fully reduced), lane-wise.
-    ///
-    /// # Safety
-    /// The CPU must have AVX-512F and AVX-512DQ; `a.len()` a multiple of 8.
-    #[target_feature(enable = "avx512f,avx512dq")]
-    pub unsafe fn scale(a: &mut [u64], c: u64, c_shoup: u64, p: u64) {
-        let cv = _mm512_set1_epi64(c as i64);
-        let cs = _mm512_set1_epi64(c_shoup as i64);
-        let cs_hi = _mm512_set1_epi64((c_shoup >> 32) as i64);
-        let pv = _mm512_set1_epi64(p as i64);
-        for x8 in a.chunks_exact_mut(8) {
-            // SAFETY: 8 words; unaligned.
-            unsafe {
+    #[inline(always)]
+    unsafe fn scale_with<M: LazyMul>(a: &mut [u64], c: u64, c_shoup: u64, p: u64) {
+        // SAFETY (whole body): the callers enable AVX-512F/DQ and what M needs; 8-word
+        // chunks, unaligned.
+        unsafe {
+            let tw = Twiddles::broadcast(c, c_shoup);
+            let pv = _mm512_set1_epi64(p as i64);
+            for x8 in a.chunks_exact_mut(8) {
                 let x = _mm512_loadu_si512(x8.as_ptr().cast());
-                let r = reduce_once(mul_shoup_lazy(x, cv, cs, cs_hi, pv), pv);
+                let r = reduce_once(M::mul(x, &tw, pv), pv);
                 _mm512_storeu_si512(x8.as_mut_ptr().cast(), r);
             }
         }
@@ -436,6 +562,24 @@ mod x86 {
 
 #[cfg(target_arch = "x86_64")]
 pub(crate) use x86::*;
+
+/// True when, besides [`avx512`], the CPU has AVX-512 IFMA (52-bit multiply-add) and
+/// `TOUCHSTONE_NO_IFMA` is not set (to measure or test the 64-bit path on such a CPU).
+pub(crate) fn ifma() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *ON.get_or_init(|| {
+            avx512()
+                && std::env::var_os("TOUCHSTONE_NO_IFMA").is_none()
+                && std::is_x86_feature_detected!("avx512ifma")
+        })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
 
 /// True when the AVX-512 levels can run on this CPU (checked once; cached by std), and
 /// `TOUCHSTONE_NO_SIMD` is not set (to measure or test the scalar path).
