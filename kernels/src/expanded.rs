@@ -203,6 +203,20 @@ fn factor(m: &Modulus, w: i64, s: i64) -> Constant {
 /// c₁ = Σ(a₀+a₁)(b₀+b₁) − c₀ − c₂, accumulated in u128 over at most [`CHUNK`] features.
 fn cross_limb(m: &Modulus, a: &[u64], b: &[u64], n: usize, f: usize) -> [Vec<u64>; 3] {
     let mut out = [vec![0u64; n], vec![0u64; n], vec![0u64; n]];
+    #[cfg(target_arch = "x86_64")]
+    if crate::simd::ifma_prime(m.value()) {
+        let [o0, o1, o2] = &mut out;
+        // SAFETY: IFMA present and p < 2⁵⁰ (checked); n/TILE tiles of f features in each
+        // operand (the layouts above, TILE = 8), words below p.
+        unsafe { crate::simd::cross_limb52(m.value(), a, b, f, [o0, o1, o2]) };
+        return out;
+    }
+    cross_limb_scalar(m, a, b, f, &mut out);
+    out
+}
+
+/// [`cross_limb`] in portable code.
+fn cross_limb_scalar(m: &Modulus, a: &[u64], b: &[u64], f: usize, out: &mut [Vec<u64>; 3]) {
     for (tile, (a, b)) in a
         .chunks_exact(TILE * f * 3)
         .zip(b.chunks_exact(TILE * f * 2))
@@ -230,12 +244,47 @@ fn cross_limb(m: &Modulus, a: &[u64], b: &[u64], n: usize, f: usize) -> [Vec<u64
             out[2][at] = r2;
         }
     }
-    out
 }
 
 #[cfg(test)]
 mod tests {
     use rand::{Rng, SeedableRng};
+
+    /// The IFMA cross sum gives the portable code's words for 50-bit primes, on random
+    /// words and on the largest ones (every word p − 1, the bound the chunking relies
+    /// on), for feature counts around the chunk sizes.
+    #[test]
+    fn ifma_and_portable_cross_sums_agree() {
+        if !crate::simd::ifma() {
+            eprintln!("skipped: this CPU has no AVX-512 IFMA (the portable path is the only one)");
+            return;
+        }
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        let n = 64;
+        // 50-bit primes as the extension uses; smaller ones as test plans' Q may have.
+        let primes =
+            [30, 40, 49, 50].map(|bits| crate::arith::ntt_primes(bits, n, 1, &[]).unwrap()[0]);
+        for p in primes {
+            let m = crate::arith::Modulus::new(p).unwrap();
+            for f in [1usize, 7, 8, 9, 16, 17, 33] {
+                for largest in [false, true] {
+                    let mut word = || {
+                        if largest {
+                            p - 1
+                        } else {
+                            rng.random_range(0..p)
+                        }
+                    };
+                    let a: Vec<u64> = (0..n * f * 3).map(|_| word()).collect();
+                    let b: Vec<u64> = (0..n * f * 2).map(|_| word()).collect();
+                    let fast = super::cross_limb(&m, &a, &b, n, f);
+                    let mut slow = [vec![0; n], vec![0; n], vec![0; n]];
+                    super::cross_limb_scalar(&m, &a, &b, f, &mut slow);
+                    assert_eq!(fast, slow, "p={p} f={f} largest={largest}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn the_expanded_form_gives_the_direct_forms_words() {

@@ -9,7 +9,7 @@
 //! Shapes: a ciphertext is 2 polynomials; a query or a group is `features` ciphertexts,
 //! i.e. 2·features polynomials, each limb-major over its basis (see [`crate::rns`]).
 
-use crate::arith::Constant;
+use crate::arith::{Constant, Modulus};
 use crate::convert::{Lift, Scaler};
 use crate::rns::RnsBasis;
 use crate::KernelError;
@@ -309,42 +309,20 @@ impl FusedPlan {
             .into_par_iter()
             .map(|limb| {
                 let m = self.qp.tables()[limb].modulus();
-                let weights = &self.weight_consts[limb];
-                let mut out = [vec![0u64; n], vec![0u64; n], vec![0u64; n]];
-                const BLOCK: usize = 64;
-                for start in (0..n).step_by(BLOCK) {
-                    let mut acc = [[0u128; BLOCK]; 3];
-                    for (j, w) in weights.iter().enumerate() {
-                        let at = |k: usize| 2 * j * poly + k * poly + limb * n + start;
-                        let (q0, q1) = (&query[at(0)..at(0) + BLOCK], &query[at(1)..at(1) + BLOCK]);
-                        let (g0, g1) = (&group[at(0)..at(0) + BLOCK], &group[at(1)..at(1) + BLOCK]);
-                        for c in 0..BLOCK {
-                            let a = m.sub(q0[c], g0[c]);
-                            let b = m.sub(q1[c], g1[c]);
-                            // Lazy: below 2p, so each product is below 2p² ≤ 2^121.
-                            let aw = m.mul_shoup_lazy(a, w.value, w.shoup);
-                            let bw = m.mul_shoup_lazy(b, w.value, w.shoup);
-                            acc[0][c] += aw as u128 * a as u128;
-                            acc[1][c] += aw as u128 * b as u128;
-                            acc[2][c] += bw as u128 * b as u128;
-                        }
-                        // 16 products below 2^121 (2^125 together) fit in a u128.
-                        if j % 16 == 15 {
-                            for row in acc.iter_mut() {
-                                for v in row.iter_mut() {
-                                    *v = m.reduce_u128(*v) as u128;
-                                }
-                            }
-                        }
-                    }
-                    for c in 0..BLOCK {
-                        out[0][start + c] = m.reduce_u128(acc[0][c]);
-                        let cross = m.reduce_u128(acc[1][c]);
-                        out[1][start + c] = m.add(cross, cross);
-                        out[2][start + c] = m.reduce_u128(acc[2][c]);
-                    }
-                }
-                out
+                // Feature j's rows of this limb: (q₀, q₁, g₀, g₁).
+                let rows: Vec<[&[u64]; 4]> = (0..self.features())
+                    .map(|j| {
+                        let at = |k: usize| k * poly + limb * n;
+                        let (c0, c1) = (at(2 * j), at(2 * j + 1));
+                        [
+                            &query[c0..][..n],
+                            &query[c1..][..n],
+                            &group[c0..][..n],
+                            &group[c1..][..n],
+                        ]
+                    })
+                    .collect();
+                accumulate_limb(m, &self.weight_consts[limb], &rows)
             })
             .collect();
         let mut result = vec![0u64; 3 * poly];
@@ -402,5 +380,119 @@ impl FusedPlan {
     /// One group on the CPU: accumulate, then finish.
     pub fn evaluate_group(&self, query_ext: &[u64], group_ext: &[u64]) -> Vec<u64> {
         self.finish(self.accumulate(query_ext, group_ext))
+    }
+}
+/// One limb of [`FusedPlan::accumulate`]: per feature j its rows (q₀, q₁, g₀, g₁) of
+/// n words below p and w̃ⱼ mod p; Σw̃a², 2·Σw̃ab and Σw̃b² with a = q₀ − g₀, b = q₁ − g₁.
+/// Primes below 2⁵⁰ run on IFMA where the CPU has it ([`crate::simd`]), with the same words.
+fn accumulate_limb(m: &Modulus, weights: &[Constant], rows: &[[&[u64]; 4]]) -> [Vec<u64>; 3] {
+    let n = rows.first().map_or(0, |r| r[0].len());
+    let mut out = [vec![0u64; n], vec![0u64; n], vec![0u64; n]];
+    #[cfg(target_arch = "x86_64")]
+    if crate::simd::ifma_prime(m.value()) && n.is_multiple_of(8) {
+        let p = m.value();
+        let w52: Vec<(u64, u64)> = weights
+            .iter()
+            .map(|w| (w.value, (((w.value as u128) << 52) / p as u128) as u64))
+            .collect();
+        let [o0, o1, o2] = &mut out;
+        // SAFETY: IFMA present and p < 2⁵⁰ (checked); every row and output n words (a
+        // multiple of 8, checked), words below p, one weight per row.
+        unsafe { crate::simd::accumulate_limb52(p, &w52, rows, [o0, o1, o2]) };
+        return out;
+    }
+    accumulate_limb_scalar(m, weights, rows, &mut out);
+    out
+}
+
+/// [`accumulate_limb`] in portable code: u128 sums, reduced every 16 features.
+fn accumulate_limb_scalar(
+    m: &Modulus,
+    weights: &[Constant],
+    rows: &[[&[u64]; 4]],
+    out: &mut [Vec<u64>; 3],
+) {
+    let n = out[0].len();
+    const BLOCK: usize = 64;
+    for start in (0..n).step_by(BLOCK) {
+        let len = BLOCK.min(n - start);
+        let mut acc = [[0u128; BLOCK]; 3];
+        for (j, (w, [q0, q1, g0, g1])) in weights.iter().zip(rows).enumerate() {
+            let (q0, q1) = (&q0[start..][..len], &q1[start..][..len]);
+            let (g0, g1) = (&g0[start..][..len], &g1[start..][..len]);
+            for c in 0..len {
+                let a = m.sub(q0[c], g0[c]);
+                let b = m.sub(q1[c], g1[c]);
+                // Lazy: below 2p, so each product is below 2p² ≤ 2^121.
+                let aw = m.mul_shoup_lazy(a, w.value, w.shoup);
+                let bw = m.mul_shoup_lazy(b, w.value, w.shoup);
+                acc[0][c] += aw as u128 * a as u128;
+                acc[1][c] += aw as u128 * b as u128;
+                acc[2][c] += bw as u128 * b as u128;
+            }
+            // 16 products below 2^121 (2^125 together) fit in a u128.
+            if j % 16 == 15 {
+                for row in acc.iter_mut() {
+                    for v in row.iter_mut() {
+                        *v = m.reduce_u128(*v) as u128;
+                    }
+                }
+            }
+        }
+        for c in 0..len {
+            out[0][start + c] = m.reduce_u128(acc[0][c]);
+            let cross = m.reduce_u128(acc[1][c]);
+            out[1][start + c] = m.add(cross, cross);
+            out[2][start + c] = m.reduce_u128(acc[2][c]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    /// The IFMA accumulation gives the portable code's words for 50-bit primes, on random
+    /// words and weights and on the largest (every word and weight p − 1), for feature
+    /// counts around the chunk sizes.
+    #[test]
+    fn ifma_and_portable_accumulations_agree() {
+        if !crate::simd::ifma() {
+            eprintln!("skipped: this CPU has no AVX-512 IFMA (the portable path is the only one)");
+            return;
+        }
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(12);
+        let n = 128;
+        // 50-bit primes as the extension uses; smaller ones as test plans' Q may have.
+        let primes =
+            [30, 40, 49, 50].map(|bits| crate::arith::ntt_primes(bits, n, 1, &[]).unwrap()[0]);
+        for p in primes {
+            let m = Modulus::new(p).unwrap();
+            for f in [1usize, 7, 8, 9, 16, 17, 33] {
+                for largest in [false, true] {
+                    let mut word = || {
+                        if largest {
+                            p - 1
+                        } else {
+                            rng.random_range(0..p)
+                        }
+                    };
+                    let data: Vec<Vec<u64>> = (0..4 * f)
+                        .map(|_| (0..n).map(|_| word()).collect())
+                        .collect();
+                    let weights: Vec<Constant> =
+                        (0..f).map(|_| Constant::new(word(), &m)).collect();
+                    let rows: Vec<[&[u64]; 4]> = data
+                        .chunks_exact(4)
+                        .map(|r| [&r[0][..], &r[1][..], &r[2][..], &r[3][..]])
+                        .collect();
+                    let fast = accumulate_limb(&m, &weights, &rows);
+                    let mut slow = [vec![0; n], vec![0; n], vec![0; n]];
+                    accumulate_limb_scalar(&m, &weights, &rows, &mut slow);
+                    assert_eq!(fast, slow, "p={p} f={f} largest={largest}");
+                }
+            }
+        }
     }
 }

@@ -507,6 +507,211 @@ mod x86 {
         }
     }
 
+    /// Features per IFMA accumulation before a reduction: each product is below 2p² <
+    /// 2¹⁰¹, so its high part (bits 52 and up) is below 2⁴⁹ and 8 of them, plus the carry
+    /// out of the low sums (below 8), stay below 2⁵² — an operand IFMA takes.
+    const IFMA_CHUNK: usize = 8;
+
+    /// Lane-wise Σ x·y as IFMA's split sums: lo gathers the products' low 52 bits, hi
+    /// their high bits.
+    #[derive(Clone, Copy)]
+    struct Acc52 {
+        lo: __m512i,
+        hi: __m512i,
+    }
+
+    impl Acc52 {
+        #[inline(always)]
+        unsafe fn zero() -> Self {
+            // SAFETY: AVX-512F (the callers').
+            unsafe {
+                Self {
+                    lo: _mm512_setzero_si512(),
+                    hi: _mm512_setzero_si512(),
+                }
+            }
+        }
+
+        /// Adds x·y, for x, y < 2⁵² with x·y < 2¹⁰¹.
+        #[inline(always)]
+        unsafe fn mac(&mut self, x: __m512i, y: __m512i) {
+            // SAFETY: AVX-512 IFMA (the callers').
+            unsafe {
+                self.lo = _mm512_madd52lo_epu64(self.lo, x, y);
+                self.hi = _mm512_madd52hi_epu64(self.hi, x, y);
+            }
+        }
+
+        /// hi·2⁵² + lo mod p, fully reduced, for at most [`IFMA_CHUNK`] products; `r52`
+        /// is 2⁵² mod p and `one` is 1, as 52-bit Shoup pairs.
+        #[inline(always)]
+        unsafe fn reduce(self, r52: &Twiddles, one: &Twiddles, p: __m512i) -> __m512i {
+            // SAFETY: AVX-512F, DQ and IFMA (the callers').
+            unsafe {
+                let mask = _mm512_set1_epi64(((1u64 << 52) - 1) as i64);
+                // Carry the low sums' top bits (below 8) into the high part: hi < 2⁵².
+                let hi = _mm512_add_epi64(self.hi, _mm512_srli_epi64::<52>(self.lo));
+                let lo = _mm512_and_si512(self.lo, mask);
+                // Both below 2⁵², each Shoup product below 2p.
+                let high = Shoup52::mul(hi, r52, p);
+                let low = Shoup52::mul(lo, one, p);
+                let two_p = _mm512_slli_epi64::<1>(p);
+                reduce_once(reduce_once(_mm512_add_epi64(high, low), two_p), p)
+            }
+        }
+    }
+
+    /// (a + b) mod p lane-wise, for a, b < p.
+    #[inline(always)]
+    unsafe fn add_mod(a: __m512i, b: __m512i, p: __m512i) -> __m512i {
+        // SAFETY: AVX-512F (the callers').
+        unsafe { reduce_once(_mm512_add_epi64(a, b), p) }
+    }
+
+    /// (a − b) mod p lane-wise, for a, b < p: the wrapped difference or it plus p,
+    /// whichever is smaller (exactly one is below p).
+    #[inline(always)]
+    unsafe fn sub_mod(a: __m512i, b: __m512i, p: __m512i) -> __m512i {
+        // SAFETY: AVX-512F (the callers').
+        unsafe {
+            let d = _mm512_sub_epi64(a, b);
+            _mm512_min_epu64(d, _mm512_add_epi64(d, p))
+        }
+    }
+
+    /// 2⁵² mod p and 1, as twiddles with their 52-bit Shoup quotients (what
+    /// [`Acc52::reduce`] takes).
+    #[inline(always)]
+    unsafe fn reduction_constants(p: u64) -> (Twiddles, Twiddles) {
+        let shoup = |w: u64| (((w as u128) << 52) / p as u128) as u64;
+        let r = ((1u128 << 52) % p as u128) as u64;
+        // SAFETY: AVX-512F (the callers').
+        unsafe {
+            (
+                Twiddles::broadcast(r, shoup(r)),
+                Twiddles::broadcast(1, shoup(1)),
+            )
+        }
+    }
+
+    /// One limb of the expanded form's cross sum (see `expanded::cross_limb`, whose words
+    /// these are) for a prime below 2⁵⁰: `a` is `[tile][feature][3][8]`, `b`
+    /// `[tile][feature][2][8]`, all words below p; writes c₀, c₁, c₂ fully reduced.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F, DQ and IFMA; p < 2⁵⁰; `a` and `b` hold n/8 tiles of `f`
+    /// features and every `out` slice n words (n a multiple of 8).
+    #[target_feature(enable = "avx512f,avx512dq,avx512ifma")]
+    pub unsafe fn cross_limb52(p: u64, a: &[u64], b: &[u64], f: usize, out: [&mut [u64]; 3]) {
+        let pv = _mm512_set1_epi64(p as i64);
+        // SAFETY: the features are enabled here.
+        let (r52, one) = unsafe { reduction_constants(p) };
+        let [o0, o1, o2] = out;
+        for (tile, (a, b)) in a
+            .chunks_exact(24 * f)
+            .zip(b.chunks_exact(16 * f))
+            .enumerate()
+        {
+            let (mut r0, mut r1, mut r2) = (
+                _mm512_setzero_si512(),
+                _mm512_setzero_si512(),
+                _mm512_setzero_si512(),
+            );
+            for (ac, bc) in a.chunks(24 * IFMA_CHUNK).zip(b.chunks(16 * IFMA_CHUNK)) {
+                // SAFETY (block): the features are enabled here; every load reads 8 words
+                // inside its chunk (3 or 2 rows of 8 per feature).
+                unsafe {
+                    let (mut s0, mut s2, mut sk) = (Acc52::zero(), Acc52::zero(), Acc52::zero());
+                    for (x, y) in ac.chunks_exact(24).zip(bc.chunks_exact(16)) {
+                        let x0 = _mm512_loadu_si512(x.as_ptr().cast());
+                        let x1 = _mm512_loadu_si512(x.as_ptr().add(8).cast());
+                        let xs = _mm512_loadu_si512(x.as_ptr().add(16).cast());
+                        let y0 = _mm512_loadu_si512(y.as_ptr().cast());
+                        let y1 = _mm512_loadu_si512(y.as_ptr().add(8).cast());
+                        s0.mac(x0, y0);
+                        s2.mac(x1, y1);
+                        // xs < p, y₀ + y₁ < 2p: the product is below 2p².
+                        sk.mac(xs, _mm512_add_epi64(y0, y1));
+                    }
+                    let (s0, s2, sk) = (
+                        s0.reduce(&r52, &one, pv),
+                        s2.reduce(&r52, &one, pv),
+                        sk.reduce(&r52, &one, pv),
+                    );
+                    r0 = add_mod(r0, s0, pv);
+                    r2 = add_mod(r2, s2, pv);
+                    r1 = add_mod(r1, sub_mod(sub_mod(sk, s0, pv), s2, pv), pv);
+                }
+            }
+            let at = tile * 8;
+            // SAFETY: `at + 8 ≤ n` for every tile; unaligned stores.
+            unsafe {
+                _mm512_storeu_si512(o0[at..at + 8].as_mut_ptr().cast(), r0);
+                _mm512_storeu_si512(o1[at..at + 8].as_mut_ptr().cast(), r1);
+                _mm512_storeu_si512(o2[at..at + 8].as_mut_ptr().cast(), r2);
+            }
+        }
+    }
+
+    /// One limb of the direct form's accumulation (see `FusedPlan::accumulate`, whose
+    /// words these are) for a prime below 2⁵⁰: per feature j the rows (q₀, q₁, g₀, g₁) of
+    /// this limb and the weight w̃ⱼ mod p as a 52-bit Shoup pair; writes Σw̃a², 2·Σw̃ab and
+    /// Σw̃b² with a = q₀ − g₀, b = q₁ − g₁, fully reduced.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F, DQ and IFMA; p < 2⁵⁰; every row and `out` slice of one
+    /// length n, a multiple of 8; words below p; as many weights as rows.
+    #[target_feature(enable = "avx512f,avx512dq,avx512ifma")]
+    pub unsafe fn accumulate_limb52(
+        p: u64,
+        weights: &[(u64, u64)],
+        rows: &[[&[u64]; 4]],
+        out: [&mut [u64]; 3],
+    ) {
+        let pv = _mm512_set1_epi64(p as i64);
+        // SAFETY: the features are enabled here.
+        let (r52, one) = unsafe { reduction_constants(p) };
+        let weights: Vec<Twiddles> = weights
+            .iter()
+            .map(|&(w, ws)| Twiddles::broadcast(w, ws))
+            .collect();
+        let [o0, o1, o2] = out;
+        for at in (0..o0.len()).step_by(8) {
+            let (mut r0, mut r1, mut r2) = (
+                _mm512_setzero_si512(),
+                _mm512_setzero_si512(),
+                _mm512_setzero_si512(),
+            );
+            for (wc, rc) in weights.chunks(IFMA_CHUNK).zip(rows.chunks(IFMA_CHUNK)) {
+                // SAFETY (block): the features are enabled here; `at + 8 ≤ n` for every row.
+                unsafe {
+                    let (mut s0, mut s1, mut s2) = (Acc52::zero(), Acc52::zero(), Acc52::zero());
+                    for (w, [q0, q1, g0, g1]) in wc.iter().zip(rc) {
+                        let load =
+                            |row: &[u64]| _mm512_loadu_si512(row[at..at + 8].as_ptr().cast());
+                        let a = sub_mod(load(q0), load(g0), pv);
+                        let b = sub_mod(load(q1), load(g1), pv);
+                        // Below 2p: each product below 2p².
+                        let aw = Shoup52::mul(a, w, pv);
+                        let bw = Shoup52::mul(b, w, pv);
+                        s0.mac(aw, a);
+                        s1.mac(aw, b);
+                        s2.mac(bw, b);
+                    }
+                    r0 = add_mod(r0, s0.reduce(&r52, &one, pv), pv);
+                    r1 = add_mod(r1, s1.reduce(&r52, &one, pv), pv);
+                    r2 = add_mod(r2, s2.reduce(&r52, &one, pv), pv);
+                }
+            }
+            // SAFETY: `at + 8 ≤ n`; unaligned stores; the features are enabled here.
+            unsafe {
+                _mm512_storeu_si512(o0[at..at + 8].as_mut_ptr().cast(), r0);
+                _mm512_storeu_si512(o1[at..at + 8].as_mut_ptr().cast(), add_mod(r1, r1, pv));
+                _mm512_storeu_si512(o2[at..at + 8].as_mut_ptr().cast(), r2);
+            }
+        }
+    }
+
     /// d₀ = c·x₀, d₁ = c·x₁ and d₂ = d₀ + d₁, all mod p and reduced, lane-wise (the
     /// expanded form's scaled query operand).
     ///
@@ -562,6 +767,11 @@ mod x86 {
 
 #[cfg(target_arch = "x86_64")]
 pub(crate) use x86::*;
+
+/// True when arithmetic modulo `p` runs on the IFMA kernels here: p < 2⁵⁰ and [`ifma`].
+pub(crate) fn ifma_prime(p: u64) -> bool {
+    p < 1 << 50 && ifma()
+}
 
 /// True when, besides [`avx512`], the CPU has AVX-512 IFMA (52-bit multiply-add) and
 /// `TOUCHSTONE_NO_IFMA` is not set (to measure or test the 64-bit path on such a CPU).
