@@ -78,6 +78,11 @@ impl Modulus {
         reduce_once(r, self.p)
     }
 
+    /// ⌊2⁶⁴/p⌋: Shoup's quotient for 1 (what [`Modulus::reduce`] multiplies by).
+    pub const fn one_shoup(&self) -> u64 {
+        self.one_shoup
+    }
+
     /// a mod p for any 64-bit a (a · 1 with Shoup's quotient).
     #[inline(always)]
     pub const fn reduce(&self, a: u64) -> u64 {

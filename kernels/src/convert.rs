@@ -10,6 +10,9 @@
 use crate::arith::{Constant, Modulus};
 use crate::KernelError;
 
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+
 /// Largest basis the fixed-size digit buffers hold.
 pub const MAX_LIMBS: usize = 12;
 
@@ -359,6 +362,19 @@ impl Lift {
         let l = self.radix.limbs();
         debug_assert_eq!(q_coeffs.len(), l * n);
         debug_assert_eq!(p_coeffs.len(), self.extra * n);
+        #[cfg(target_arch = "x86_64")]
+        if crate::simd::avx512() {
+            // SAFETY: AVX-512F and DQ present (checked).
+            let done = unsafe { self.apply_avx512(q_coeffs, p_coeffs, n) };
+            return self.apply_from(q_coeffs, p_coeffs, n, done);
+        }
+        let done = self.apply_portable(q_coeffs, p_coeffs, n);
+        self.apply_from(q_coeffs, p_coeffs, n, done);
+    }
+
+    /// The whole blocks of [`Lift::apply`] in portable code; returns how many
+    /// coefficients it did.
+    fn apply_portable(&self, q_coeffs: &[u64], p_coeffs: &mut [u64], n: usize) -> usize {
         let blocked = n - n % BLOCK;
         let mut d = [[0u64; BLOCK]; MAX_LIMBS];
         let mut negative = [false; BLOCK];
@@ -371,9 +387,15 @@ impl Lift {
                     .eval_block(&d, j, Some(&negative), &mut p_coeffs[j * n + start..]);
             }
         }
+        blocked
+    }
+
+    /// Coefficients `from..n` of [`Lift::apply`], one at a time.
+    fn apply_from(&self, q_coeffs: &[u64], p_coeffs: &mut [u64], n: usize, from: usize) {
+        let l = self.radix.limbs();
         let mut x = [0u64; MAX_LIMBS];
         let mut d = [0u64; MAX_LIMBS];
-        for c in blocked..n {
+        for c in from..n {
             for i in 0..l {
                 x[i] = q_coeffs[i * n + c];
             }
@@ -502,6 +524,27 @@ impl Scaler {
         debug_assert_eq!(qp_coeffs.len(), (l + k) * n);
         debug_assert_eq!(q_out.len(), l * len);
         // Whole blocks first (the fast path), then any remainder coefficient by coefficient.
+        #[cfg(target_arch = "x86_64")]
+        if crate::simd::avx512() {
+            // SAFETY: AVX-512F and DQ present (checked).
+            let done = unsafe { self.apply_range_avx512(qp_coeffs, q_out, n, range.clone()) };
+            return self.apply_one_by_one(qp_coeffs, q_out, n, range, done);
+        }
+        let done = self.apply_range_portable(qp_coeffs, q_out, n, range.clone());
+        self.apply_one_by_one(qp_coeffs, q_out, n, range, done);
+    }
+
+    /// The whole blocks of [`Scaler::apply_range`] in portable code; returns the end of
+    /// the blocked part.
+    fn apply_range_portable(
+        &self,
+        qp_coeffs: &[u64],
+        q_out: &mut [u64],
+        n: usize,
+        range: std::ops::Range<usize>,
+    ) -> usize {
+        let (l, k) = (self.q.limbs(), self.p.limbs());
+        let len = range.len();
         let blocked = range.start + (len - len % BLOCK);
         let mut dq = [[0u64; BLOCK]; MAX_LIMBS];
         let mut kp = [[0u64; BLOCK]; MAX_LIMBS];
@@ -539,11 +582,25 @@ impl Scaler {
                 }
             }
         }
+        blocked
+    }
+
+    /// Coefficients `from..range.end` of [`Scaler::apply_range`], one at a time.
+    fn apply_one_by_one(
+        &self,
+        qp_coeffs: &[u64],
+        q_out: &mut [u64],
+        n: usize,
+        range: std::ops::Range<usize>,
+        from: usize,
+    ) {
+        let (l, k) = (self.q.limbs(), self.p.limbs());
+        let len = range.len();
         let mut x = [0u64; MAX_LIMBS];
         let mut dq = [0u64; MAX_LIMBS];
         let mut kp = [0u64; MAX_LIMBS];
         let mut dp = [0u64; MAX_LIMBS];
-        for c in blocked..range.end {
+        for c in from..range.end {
             for i in 0..l {
                 x[i] = qp_coeffs[i * n + c];
             }
@@ -685,6 +742,11 @@ mod tests {
             let lift = Lift::new(&q, &p).unwrap();
             let mut blocked = vec![0u64; p.len() * n];
             lift.apply(&coeffs, &mut blocked, n);
+            // The portable blocks give the same words as whichever path `apply` took
+            // (AVX-512 where the CPU has it).
+            let mut portable = vec![0u64; p.len() * n];
+            let done = lift.apply_portable(&coeffs, &mut portable, n);
+            assert_eq!(blocked[..done], portable[..done], "{q:?} → {p:?}");
             let (mut x, mut d) = ([0u64; MAX_LIMBS], [0u64; MAX_LIMBS]);
             for c in 0..n {
                 for i in 0..q.len() {
@@ -716,6 +778,12 @@ mod tests {
             }
             let mut whole = vec![0u64; q.len() * n];
             scaler.apply(&qp, &mut whole, n);
+            let mut portable = vec![0u64; q.len() * n];
+            let done = scaler.apply_range_portable(&qp, &mut portable, n, 0..n);
+            for i in 0..q.len() {
+                let limb = i * n..i * n + done;
+                assert_eq!(whole[limb.clone()], portable[limb], "scale {q:?} ∪ {p:?}");
+            }
             for c in 0..n {
                 let mut one = vec![0u64; q.len()];
                 scaler.apply_range(&qp, &mut one, n, c..c + 1);

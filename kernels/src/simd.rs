@@ -102,10 +102,18 @@ mod x86 {
         }
     }
 
+    /// x·c mod p, fully reduced, for any 64-bit x and a constant c < p with its 64-bit
+    /// Shoup quotient (`Modulus::mul_shoup`'s steps, lane-wise).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512dq")]
+    pub fn mul_full(x: __m512i, c: &Twiddles, p: __m512i) -> __m512i {
+        reduce_once(mul_shoup_lazy(x, c.w, c.ws, c.ws_hi, p), p)
+    }
+
     /// x − m if x ≥ m (unsigned), for x < 2m.
     #[inline]
     #[target_feature(enable = "avx512f")]
-    fn reduce_once(x: __m512i, m: __m512i) -> __m512i {
+    pub fn reduce_once(x: __m512i, m: __m512i) -> __m512i {
         _mm512_min_epu64(x, _mm512_sub_epi64(x, m))
     }
 
@@ -237,7 +245,7 @@ mod x86 {
         /// One twiddle in every lane.
         #[inline]
         #[target_feature(enable = "avx512f")]
-        fn broadcast(w: u64, ws: u64) -> Self {
+        pub fn broadcast(w: u64, ws: u64) -> Self {
             Self {
                 w: _mm512_set1_epi64(w as i64),
                 ws: _mm512_set1_epi64(ws as i64),
@@ -563,7 +571,7 @@ mod x86 {
 
     /// (a + b) mod p lane-wise, for a, b < p.
     #[inline(always)]
-    unsafe fn add_mod(a: __m512i, b: __m512i, p: __m512i) -> __m512i {
+    pub unsafe fn add_mod(a: __m512i, b: __m512i, p: __m512i) -> __m512i {
         // SAFETY: AVX-512F (the callers').
         unsafe { reduce_once(_mm512_add_epi64(a, b), p) }
     }
@@ -571,7 +579,7 @@ mod x86 {
     /// (a − b) mod p lane-wise, for a, b < p: the wrapped difference or it plus p,
     /// whichever is smaller (exactly one is below p).
     #[inline(always)]
-    unsafe fn sub_mod(a: __m512i, b: __m512i, p: __m512i) -> __m512i {
+    pub unsafe fn sub_mod(a: __m512i, b: __m512i, p: __m512i) -> __m512i {
         // SAFETY: AVX-512F (the callers').
         unsafe {
             let d = _mm512_sub_epi64(a, b);
