@@ -211,6 +211,13 @@ fn cross_limb(m: &Modulus, a: &[u64], b: &[u64], n: usize, f: usize) -> [Vec<u64
         unsafe { crate::simd::cross_limb52(m.value(), a, b, f, [o0, o1, o2]) };
         return out;
     }
+    #[cfg(target_arch = "x86_64")]
+    if crate::simd::split_prime(m.value()) {
+        let [o0, o1, o2] = &mut out;
+        // SAFETY: AVX-512F/DQ present and p < 2⁵⁶ (checked); shapes as above.
+        unsafe { crate::simd::cross_limb_split(m.value(), a, b, f, [o0, o1, o2]) };
+        return out;
+    }
     cross_limb_scalar(m, a, b, f, &mut out);
     out
 }
@@ -250,20 +257,20 @@ fn cross_limb_scalar(m: &Modulus, a: &[u64], b: &[u64], f: usize, out: &mut [Vec
 mod tests {
     use rand::{Rng, SeedableRng};
 
-    /// The IFMA cross sum gives the portable code's words for 50-bit primes, on random
-    /// words and on the largest ones (every word p − 1, the bound the chunking relies
-    /// on), for feature counts around the chunk sizes.
+    /// The AVX-512 cross sums (IFMA below 2⁵⁰, the 28-bit split below 2⁵⁶) give the
+    /// portable code's words, on random words and on the largest ones (every word p − 1,
+    /// the bound the chunking relies on), for feature counts around the chunk sizes.
     #[test]
     fn ifma_and_portable_cross_sums_agree() {
-        if !crate::simd::ifma() {
-            eprintln!("skipped: this CPU has no AVX-512 IFMA (the portable path is the only one)");
+        if !crate::simd::avx512() {
+            eprintln!("skipped: this CPU has no AVX-512 (the portable path is the only one)");
             return;
         }
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
         let n = 64;
         // 50-bit primes as the extension uses; smaller ones as test plans' Q may have.
-        let primes =
-            [30, 40, 49, 50].map(|bits| crate::arith::ntt_primes(bits, n, 1, &[]).unwrap()[0]);
+        let primes = [30, 40, 49, 50, 55, 56]
+            .map(|bits| crate::arith::ntt_primes(bits, n, 1, &[]).unwrap()[0]);
         for p in primes {
             let m = crate::arith::Modulus::new(p).unwrap();
             for f in [1usize, 7, 8, 9, 16, 17, 33] {

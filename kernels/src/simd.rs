@@ -720,6 +720,198 @@ mod x86 {
         }
     }
 
+    /// Features per 28-bit-split accumulation before a reduction (see [`Acc28`]).
+    const SPLIT_CHUNK: usize = 16;
+
+    /// Lane-wise Σ x·y for x < 2⁵⁶ and y < 2⁵⁷ without a 64×64-bit multiply: both split
+    /// into 28-bit halves, four 32×32-bit products (`vpmuludq`) in three column sums. Over
+    /// [`SPLIT_CHUNK`] products ll < 2⁶⁰, mid < 2⁶², hh < 2⁶¹: no overflow.
+    #[derive(Clone, Copy)]
+    struct Acc28 {
+        ll: __m512i,
+        mid: __m512i,
+        hh: __m512i,
+    }
+
+    /// 2⁵⁶, 2²⁸ and 1 mod p as Shoup constants: what [`Acc28::reduce`] multiplies by.
+    struct Split28 {
+        c56: Twiddles,
+        c28: Twiddles,
+        one: Twiddles,
+    }
+
+    impl Split28 {
+        #[inline(always)]
+        unsafe fn new(p: u64) -> Self {
+            let shoup = |w: u64| (((w as u128) << 64) / p as u128) as u64;
+            let c = |e: u32| ((1u128 << e) % p as u128) as u64;
+            let (c56, c28, one) = (c(56), c(28), 1 % p);
+            // SAFETY: AVX-512F (the callers').
+            unsafe {
+                Self {
+                    c56: Twiddles::broadcast(c56, shoup(c56)),
+                    c28: Twiddles::broadcast(c28, shoup(c28)),
+                    one: Twiddles::broadcast(one, shoup(one)),
+                }
+            }
+        }
+    }
+
+    impl Acc28 {
+        #[inline(always)]
+        unsafe fn zero() -> Self {
+            // SAFETY: AVX-512F (the callers').
+            unsafe {
+                Self {
+                    ll: _mm512_setzero_si512(),
+                    mid: _mm512_setzero_si512(),
+                    hh: _mm512_setzero_si512(),
+                }
+            }
+        }
+
+        /// Adds x·y, for x < 2⁵⁶ and y < 2⁵⁷.
+        #[inline(always)]
+        unsafe fn mac(&mut self, x: __m512i, y: __m512i) {
+            // SAFETY: AVX-512F (the callers').
+            unsafe {
+                let m = _mm512_set1_epi64((1 << 28) - 1);
+                let (xl, xh) = (_mm512_and_si512(x, m), _mm512_srli_epi64::<28>(x));
+                let (yl, yh) = (_mm512_and_si512(y, m), _mm512_srli_epi64::<28>(y));
+                self.ll = _mm512_add_epi64(self.ll, _mm512_mul_epu32(xl, yl));
+                self.mid = _mm512_add_epi64(
+                    self.mid,
+                    _mm512_add_epi64(_mm512_mul_epu32(xl, yh), _mm512_mul_epu32(xh, yl)),
+                );
+                self.hh = _mm512_add_epi64(self.hh, _mm512_mul_epu32(xh, yh));
+            }
+        }
+
+        /// hh·2⁵⁶ + mid·2²⁸ + ll mod p, fully reduced.
+        #[inline(always)]
+        unsafe fn reduce(self, c: &Split28, p: __m512i) -> __m512i {
+            // SAFETY: AVX-512F and DQ (the callers'); Shoup's product takes any word.
+            unsafe {
+                let high = add_mod(
+                    mul_full(self.hh, &c.c56, p),
+                    mul_full(self.mid, &c.c28, p),
+                    p,
+                );
+                add_mod(high, mul_full(self.ll, &c.one, p), p)
+            }
+        }
+    }
+
+    /// [`cross_limb52`] for a prime below 2⁵⁶ on AVX-512F/DQ alone (the 28-bit split of
+    /// [`Acc28`]); the same words.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F and DQ; p < 2⁵⁶; shapes as for [`cross_limb52`].
+    #[target_feature(enable = "avx512f,avx512dq")]
+    pub unsafe fn cross_limb_split(p: u64, a: &[u64], b: &[u64], f: usize, out: [&mut [u64]; 3]) {
+        let pv = _mm512_set1_epi64(p as i64);
+        // SAFETY: the features are enabled here.
+        let c = unsafe { Split28::new(p) };
+        let [o0, o1, o2] = out;
+        for (tile, (a, b)) in a
+            .chunks_exact(24 * f)
+            .zip(b.chunks_exact(16 * f))
+            .enumerate()
+        {
+            let (mut r0, mut r1, mut r2) = (
+                _mm512_setzero_si512(),
+                _mm512_setzero_si512(),
+                _mm512_setzero_si512(),
+            );
+            for (ac, bc) in a.chunks(24 * SPLIT_CHUNK).zip(b.chunks(16 * SPLIT_CHUNK)) {
+                // SAFETY (block): the features are enabled here; every load reads 8 words
+                // inside its chunk.
+                unsafe {
+                    let (mut s0, mut s2, mut sk) = (Acc28::zero(), Acc28::zero(), Acc28::zero());
+                    for (x, y) in ac.chunks_exact(24).zip(bc.chunks_exact(16)) {
+                        let x0 = _mm512_loadu_si512(x.as_ptr().cast());
+                        let x1 = _mm512_loadu_si512(x.as_ptr().add(8).cast());
+                        let xs = _mm512_loadu_si512(x.as_ptr().add(16).cast());
+                        let y0 = _mm512_loadu_si512(y.as_ptr().cast());
+                        let y1 = _mm512_loadu_si512(y.as_ptr().add(8).cast());
+                        s0.mac(x0, y0);
+                        s2.mac(x1, y1);
+                        // xs < p < 2⁵⁶, y₀ + y₁ < 2p < 2⁵⁷.
+                        sk.mac(xs, _mm512_add_epi64(y0, y1));
+                    }
+                    let (s0, s2, sk) = (s0.reduce(&c, pv), s2.reduce(&c, pv), sk.reduce(&c, pv));
+                    r0 = add_mod(r0, s0, pv);
+                    r2 = add_mod(r2, s2, pv);
+                    r1 = add_mod(r1, sub_mod(sub_mod(sk, s0, pv), s2, pv), pv);
+                }
+            }
+            let at = tile * 8;
+            // SAFETY: `at + 8 ≤ n` for every tile; unaligned stores.
+            unsafe {
+                _mm512_storeu_si512(o0[at..at + 8].as_mut_ptr().cast(), r0);
+                _mm512_storeu_si512(o1[at..at + 8].as_mut_ptr().cast(), r1);
+                _mm512_storeu_si512(o2[at..at + 8].as_mut_ptr().cast(), r2);
+            }
+        }
+    }
+
+    /// [`accumulate_limb52`] for a prime below 2⁵⁶ on AVX-512F/DQ alone (the 28-bit split
+    /// of [`Acc28`], 64-bit Shoup weights); the same words.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F and DQ; p < 2⁵⁶; shapes as for [`accumulate_limb52`], the
+    /// weights with 64-bit Shoup quotients.
+    #[target_feature(enable = "avx512f,avx512dq")]
+    pub unsafe fn accumulate_limb_split(
+        p: u64,
+        weights: &[(u64, u64)],
+        rows: &[[&[u64]; 4]],
+        out: [&mut [u64]; 3],
+    ) {
+        let pv = _mm512_set1_epi64(p as i64);
+        // SAFETY: the features are enabled here.
+        let c = unsafe { Split28::new(p) };
+        let weights: Vec<Twiddles> = weights
+            .iter()
+            .map(|&(w, ws)| Twiddles::broadcast(w, ws))
+            .collect();
+        let [o0, o1, o2] = out;
+        for at in (0..o0.len()).step_by(8) {
+            let (mut r0, mut r1, mut r2) = (
+                _mm512_setzero_si512(),
+                _mm512_setzero_si512(),
+                _mm512_setzero_si512(),
+            );
+            for (wc, rc) in weights.chunks(SPLIT_CHUNK).zip(rows.chunks(SPLIT_CHUNK)) {
+                // SAFETY (block): the features are enabled here; `at + 8 ≤ n` for every row.
+                unsafe {
+                    let (mut s0, mut s1, mut s2) = (Acc28::zero(), Acc28::zero(), Acc28::zero());
+                    for (w, [q0, q1, g0, g1]) in wc.iter().zip(rc) {
+                        let load =
+                            |row: &[u64]| _mm512_loadu_si512(row[at..at + 8].as_ptr().cast());
+                        let a = sub_mod(load(q0), load(g0), pv);
+                        let b = sub_mod(load(q1), load(g1), pv);
+                        // a, b < p < 2⁵⁶; the weighted ones below 2p < 2⁵⁷.
+                        let aw = mul_shoup_lazy(a, w.w, w.ws, w.ws_hi, pv);
+                        let bw = mul_shoup_lazy(b, w.w, w.ws, w.ws_hi, pv);
+                        s0.mac(a, aw);
+                        s1.mac(b, aw);
+                        s2.mac(b, bw);
+                    }
+                    r0 = add_mod(r0, s0.reduce(&c, pv), pv);
+                    r1 = add_mod(r1, s1.reduce(&c, pv), pv);
+                    r2 = add_mod(r2, s2.reduce(&c, pv), pv);
+                }
+            }
+            // SAFETY: `at + 8 ≤ n`; unaligned stores; the features are enabled here.
+            unsafe {
+                _mm512_storeu_si512(o0[at..at + 8].as_mut_ptr().cast(), r0);
+                _mm512_storeu_si512(o1[at..at + 8].as_mut_ptr().cast(), add_mod(r1, r1, pv));
+                _mm512_storeu_si512(o2[at..at + 8].as_mut_ptr().cast(), r2);
+            }
+        }
+    }
+
     /// d₀ = c·x₀, d₁ = c·x₁ and d₂ = d₀ + d₁, all mod p and reduced, lane-wise (the
     /// expanded form's scaled query operand).
     ///
@@ -779,6 +971,12 @@ pub(crate) use x86::*;
 /// True when arithmetic modulo `p` runs on the IFMA kernels here: p < 2⁵⁰ and [`ifma`].
 pub(crate) fn ifma_prime(p: u64) -> bool {
     p < 1 << 50 && ifma()
+}
+
+/// True when arithmetic modulo `p` runs on the 28-bit-split AVX-512 kernels here (when
+/// not on IFMA): p < 2⁵⁶ and [`avx512`].
+pub(crate) fn split_prime(p: u64) -> bool {
+    p < 1 << 56 && avx512()
 }
 
 /// True when, besides [`avx512`], the CPU has AVX-512 IFMA (52-bit multiply-add) and
