@@ -89,22 +89,13 @@ impl FusedPlan {
     /// Σⱼ wⱼ(Qⱼ − Gⱼ)⊗(Qⱼ − Gⱼ) over Q∪P in NTT form — the words of
     /// [`FusedPlan::accumulate`], from the expanded operands.
     pub fn accumulate_expanded(&self, query: &ExpandedQuery, group: &ExpandedGroup) -> Vec<u64> {
-        let mut acc = self.cross_sum(&query.scaled, &group.words);
-        let (n, poly) = (self.degree(), self.qp().poly_len());
-        for (limb, table) in self.qp().tables().iter().enumerate() {
-            let m = table.modulus();
-            for k in 0..3 {
-                let at = k * poly + limb * n;
-                let range = at..at + n;
-                for ((a, &q), &g) in acc[range.clone()]
-                    .iter_mut()
-                    .zip(&query.square[range.clone()])
-                    .zip(&group.square[range])
-                {
-                    *a = m.add(m.add(*a, q), g);
-                }
-            }
-        }
+        let mut acc = vec![0u64; 3 * self.qp().poly_len()];
+        self.cross_sum_into(
+            &query.scaled,
+            &group.words,
+            &[&query.square, &group.square],
+            &mut acc,
+        );
         acc
     }
 
@@ -177,20 +168,43 @@ impl FusedPlan {
     /// Σⱼ aⱼ⊗bⱼ for a scaled operand and an interleaved one: 3 polynomials over Q∪P in
     /// the usual layout, reduced.
     fn cross_sum(&self, a: &[u64], b: &[u64]) -> Vec<u64> {
-        let (n, f, poly) = (self.degree(), self.features(), self.qp().poly_len());
-        let per_limb: Vec<[Vec<u64>; 3]> = a
-            .par_chunks_exact(n * f * 3)
-            .zip(b.par_chunks_exact(n * f * 2))
-            .zip(self.qp().tables())
-            .map(|((a, b), table)| cross_limb(table.modulus(), a, b, n, f))
-            .collect();
-        let mut out = vec![0u64; 3 * poly];
-        for (limb, polys) in per_limb.into_iter().enumerate() {
-            for (k, values) in polys.into_iter().enumerate() {
-                out[k * poly + limb * n..][..n].copy_from_slice(&values);
-            }
-        }
+        let mut out = vec![0u64; 3 * self.qp().poly_len()];
+        self.cross_sum_into(a, b, &[], &mut out);
         out
+    }
+
+    /// [`FusedPlan::cross_sum`] plus the polynomials `plus` (same layout), written into
+    /// `out` limb by limb while each limb is still in cache.
+    fn cross_sum_into(&self, a: &[u64], b: &[u64], plus: &[&[u64]], out: &mut [u64]) {
+        let (n, f, limbs) = (self.degree(), self.features(), self.qp().limbs());
+        crate::fused::limb_triples(out, limbs, n)
+            .into_par_iter()
+            .zip(a.par_chunks_exact(n * f * 3))
+            .zip(b.par_chunks_exact(n * f * 2))
+            .enumerate()
+            .for_each(|(limb, ((out, a), b))| {
+                let m = self.qp().tables()[limb].modulus();
+                let [o0, o1, o2] = out;
+                cross_limb(m, a, b, f, [&mut *o0, &mut *o1, &mut *o2]);
+                for (k, row) in [o0, o1, o2].into_iter().enumerate() {
+                    for term in plus {
+                        add_assign_mod(row, &term[(k * limbs + limb) * n..][..n], m);
+                    }
+                }
+            });
+    }
+}
+
+/// dst ← (dst + src) mod p, word by word (AVX-512 where the CPU has it).
+fn add_assign_mod(dst: &mut [u64], src: &[u64], m: &Modulus) {
+    #[cfg(target_arch = "x86_64")]
+    if crate::simd::avx512() && dst.len().is_multiple_of(8) {
+        // SAFETY: AVX-512F present (checked); equal lengths, a multiple of 8 (checked).
+        unsafe { crate::simd::add_assign_mod(dst, &src[..dst.len()], m.value()) };
+        return;
+    }
+    for (d, &s) in dst.iter_mut().zip(src) {
+        *d = m.add(*d, s);
     }
 }
 
@@ -201,29 +215,25 @@ fn factor(m: &Modulus, w: i64, s: i64) -> Constant {
 
 /// One limb of the cross sum: per coefficient c₀ = Σa₀b₀, c₂ = Σa₁b₁ and
 /// c₁ = Σ(a₀+a₁)(b₀+b₁) − c₀ − c₂, accumulated in u128 over at most [`CHUNK`] features.
-fn cross_limb(m: &Modulus, a: &[u64], b: &[u64], n: usize, f: usize) -> [Vec<u64>; 3] {
-    let mut out = [vec![0u64; n], vec![0u64; n], vec![0u64; n]];
+fn cross_limb(m: &Modulus, a: &[u64], b: &[u64], f: usize, out: [&mut [u64]; 3]) {
     #[cfg(target_arch = "x86_64")]
     if crate::simd::ifma_prime(m.value()) {
-        let [o0, o1, o2] = &mut out;
         // SAFETY: IFMA present and p < 2⁵⁰ (checked); n/TILE tiles of f features in each
         // operand (the layouts above, TILE = 8), words below p.
-        unsafe { crate::simd::cross_limb52(m.value(), a, b, f, [o0, o1, o2]) };
-        return out;
+        unsafe { crate::simd::cross_limb52(m.value(), a, b, f, out) };
+        return;
     }
     #[cfg(target_arch = "x86_64")]
     if crate::simd::split_prime(m.value()) {
-        let [o0, o1, o2] = &mut out;
         // SAFETY: AVX-512F/DQ present and p < 2⁵⁶ (checked); shapes as above.
-        unsafe { crate::simd::cross_limb_split(m.value(), a, b, f, [o0, o1, o2]) };
-        return out;
+        unsafe { crate::simd::cross_limb_split(m.value(), a, b, f, out) };
+        return;
     }
-    cross_limb_scalar(m, a, b, f, &mut out);
-    out
+    cross_limb_scalar(m, a, b, f, out);
 }
 
 /// [`cross_limb`] in portable code.
-fn cross_limb_scalar(m: &Modulus, a: &[u64], b: &[u64], f: usize, out: &mut [Vec<u64>; 3]) {
+fn cross_limb_scalar(m: &Modulus, a: &[u64], b: &[u64], f: usize, out: [&mut [u64]; 3]) {
     for (tile, (a, b)) in a
         .chunks_exact(TILE * f * 3)
         .zip(b.chunks_exact(TILE * f * 2))
@@ -284,9 +294,11 @@ mod tests {
                     };
                     let a: Vec<u64> = (0..n * f * 3).map(|_| word()).collect();
                     let b: Vec<u64> = (0..n * f * 2).map(|_| word()).collect();
-                    let fast = super::cross_limb(&m, &a, &b, n, f);
-                    let mut slow = [vec![0; n], vec![0; n], vec![0; n]];
-                    super::cross_limb_scalar(&m, &a, &b, f, &mut slow);
+                    let (mut fast, mut slow) = (vec![0; 3 * n], vec![0; 3 * n]);
+                    let out = crate::fused::limb_triples(&mut fast, 1, n).pop().unwrap();
+                    super::cross_limb(&m, &a, &b, f, out);
+                    let out = crate::fused::limb_triples(&mut slow, 1, n).pop().unwrap();
+                    super::cross_limb_scalar(&m, &a, &b, f, out);
                     assert_eq!(fast, slow, "p={p} f={f} largest={largest}");
                 }
             }

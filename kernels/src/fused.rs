@@ -305,9 +305,11 @@ impl FusedPlan {
         debug_assert_eq!(query.len(), self.extended_len());
         debug_assert_eq!(group.len(), self.extended_len());
         let poly = limbs * n;
-        let per_limb: Vec<[Vec<u64>; 3]> = (0..limbs)
+        let mut result = vec![0u64; 3 * poly];
+        limb_triples(&mut result, limbs, n)
             .into_par_iter()
-            .map(|limb| {
+            .enumerate()
+            .for_each(|(limb, out)| {
                 let m = self.qp.tables()[limb].modulus();
                 // Feature j's rows of this limb: (q₀, q₁, g₀, g₁).
                 let rows: Vec<[&[u64]; 4]> = (0..self.features())
@@ -322,15 +324,8 @@ impl FusedPlan {
                         ]
                     })
                     .collect();
-                accumulate_limb(m, &self.weight_consts[limb], &rows)
-            })
-            .collect();
-        let mut result = vec![0u64; 3 * poly];
-        for (limb, polys) in per_limb.into_iter().enumerate() {
-            for (k, values) in polys.into_iter().enumerate() {
-                result[k * poly + limb * n..k * poly + (limb + 1) * n].copy_from_slice(&values);
-            }
-        }
+                accumulate_limb(m, &self.weight_consts[limb], &rows, out);
+            });
         result
     }
 
@@ -348,10 +343,21 @@ impl FusedPlan {
     pub fn finish_coefficients(&self, mut acc: Vec<u64>) -> Vec<u64> {
         let n = self.degree();
         self.qp.inverse(&mut acc).expect("3 polynomials over Q∪P");
+        let lq = self.q.limbs();
+        if rayon::current_num_threads() == 1 {
+            // One thread: each polynomial scaled straight into the result.
+            let mut out = vec![0u64; self.result_len()];
+            for (dst, src) in out
+                .chunks_exact_mut(self.q.poly_len())
+                .zip(acc.chunks_exact(self.qp.poly_len()))
+            {
+                self.scaler.apply(src, dst, n);
+            }
+            return out;
+        }
         // Blocks of coefficients rather than whole polynomials, so that 3 polynomials keep
         // any number of cores busy.
         const BLOCK: usize = 1024;
-        let lq = self.q.limbs();
         let blocks = n.div_ceil(BLOCK);
         let scaled: Vec<Vec<u64>> = (0..3 * blocks)
             .into_par_iter()
@@ -382,12 +388,23 @@ impl FusedPlan {
         self.finish(self.accumulate(query_ext, group_ext))
     }
 }
+/// The limbs of 3 polynomials over a basis of `limbs` primes (the usual `[poly][limb][n]`
+/// layout) as one (c₀, c₁, c₂) triple of n-word slices per limb, so that limbs can be
+/// written in parallel straight into the result.
+pub(crate) fn limb_triples(polys: &mut [u64], limbs: usize, n: usize) -> Vec<[&mut [u64]; 3]> {
+    let mut rows: Vec<Option<&mut [u64]>> = polys.chunks_exact_mut(n).map(Some).collect();
+    let mut take = |i: usize| rows[i].take().expect("each row once");
+    (0..limbs)
+        .map(|limb| [take(limb), take(limbs + limb), take(2 * limbs + limb)])
+        .collect()
+}
+
 /// One limb of [`FusedPlan::accumulate`]: per feature j its rows (q₀, q₁, g₀, g₁) of
-/// n words below p and w̃ⱼ mod p; Σw̃a², 2·Σw̃ab and Σw̃b² with a = q₀ − g₀, b = q₁ − g₁.
-/// Primes below 2⁵⁰ run on IFMA where the CPU has it ([`crate::simd`]), with the same words.
-fn accumulate_limb(m: &Modulus, weights: &[Constant], rows: &[[&[u64]; 4]]) -> [Vec<u64>; 3] {
-    let n = rows.first().map_or(0, |r| r[0].len());
-    let mut out = [vec![0u64; n], vec![0u64; n], vec![0u64; n]];
+/// n words below p and w̃ⱼ mod p; writes Σw̃a², 2·Σw̃ab and Σw̃b² with a = q₀ − g₀,
+/// b = q₁ − g₁ into `out`. Runs on AVX-512 where the CPU has it ([`crate::simd`]: IFMA
+/// below 2⁵⁰, the 28-bit split below 2⁵⁶), with the same words.
+fn accumulate_limb(m: &Modulus, weights: &[Constant], rows: &[[&[u64]; 4]], out: [&mut [u64]; 3]) {
+    let n = out[0].len();
     #[cfg(target_arch = "x86_64")]
     if crate::simd::ifma_prime(m.value()) && n.is_multiple_of(8) {
         let p = m.value();
@@ -395,22 +412,19 @@ fn accumulate_limb(m: &Modulus, weights: &[Constant], rows: &[[&[u64]; 4]]) -> [
             .iter()
             .map(|w| (w.value, (((w.value as u128) << 52) / p as u128) as u64))
             .collect();
-        let [o0, o1, o2] = &mut out;
         // SAFETY: IFMA present and p < 2⁵⁰ (checked); every row and output n words (a
         // multiple of 8, checked), words below p, one weight per row.
-        unsafe { crate::simd::accumulate_limb52(p, &w52, rows, [o0, o1, o2]) };
-        return out;
+        unsafe { crate::simd::accumulate_limb52(p, &w52, rows, out) };
+        return;
     }
     #[cfg(target_arch = "x86_64")]
     if crate::simd::split_prime(m.value()) && n.is_multiple_of(8) {
         let w64: Vec<(u64, u64)> = weights.iter().map(|w| (w.value, w.shoup)).collect();
-        let [o0, o1, o2] = &mut out;
         // SAFETY: AVX-512F/DQ present and p < 2⁵⁶ (checked); shapes as above.
-        unsafe { crate::simd::accumulate_limb_split(m.value(), &w64, rows, [o0, o1, o2]) };
-        return out;
+        unsafe { crate::simd::accumulate_limb_split(m.value(), &w64, rows, out) };
+        return;
     }
-    accumulate_limb_scalar(m, weights, rows, &mut out);
-    out
+    accumulate_limb_scalar(m, weights, rows, out);
 }
 
 /// [`accumulate_limb`] in portable code: u128 sums, reduced every 16 features.
@@ -418,7 +432,7 @@ fn accumulate_limb_scalar(
     m: &Modulus,
     weights: &[Constant],
     rows: &[[&[u64]; 4]],
-    out: &mut [Vec<u64>; 3],
+    out: [&mut [u64]; 3],
 ) {
     let n = out[0].len();
     const BLOCK: usize = 64;
@@ -495,9 +509,11 @@ mod tests {
                         .chunks_exact(4)
                         .map(|r| [&r[0][..], &r[1][..], &r[2][..], &r[3][..]])
                         .collect();
-                    let fast = accumulate_limb(&m, &weights, &rows);
-                    let mut slow = [vec![0; n], vec![0; n], vec![0; n]];
-                    accumulate_limb_scalar(&m, &weights, &rows, &mut slow);
+                    let (mut fast, mut slow) = (vec![0; 3 * n], vec![0; 3 * n]);
+                    let out = limb_triples(&mut fast, 1, n).pop().unwrap();
+                    accumulate_limb(&m, &weights, &rows, out);
+                    let out = limb_triples(&mut slow, 1, n).pop().unwrap();
+                    accumulate_limb_scalar(&m, &weights, &rows, out);
                     assert_eq!(fast, slow, "p={p} f={f} largest={largest}");
                 }
             }

@@ -912,6 +912,23 @@ mod x86 {
         }
     }
 
+    /// dst ← (dst + src) mod p lane-wise, for words below p.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F; both slices of one length, a multiple of 8.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn add_assign_mod(dst: &mut [u64], src: &[u64], p: u64) {
+        let pv = _mm512_set1_epi64(p as i64);
+        for (d, s) in dst.chunks_exact_mut(8).zip(src.chunks_exact(8)) {
+            // SAFETY: 8 words each; unaligned.
+            unsafe {
+                let x = _mm512_loadu_si512(d.as_ptr().cast());
+                let y = _mm512_loadu_si512(s.as_ptr().cast());
+                _mm512_storeu_si512(d.as_mut_ptr().cast(), add_mod(x, y, pv));
+            }
+        }
+    }
+
     /// d₀ = c·x₀, d₁ = c·x₁ and d₂ = d₀ + d₁, all mod p and reduced, lane-wise (the
     /// expanded form's scaled query operand).
     ///
