@@ -74,7 +74,6 @@ impl MixedRadix {
         for i in 1..self.moduli.len() {
             let m = Lanes::new(&self.moduli[i]);
             let fit = &self.within_fit[i];
-            let within: Vec<Twiddles> = self.within[i].iter().map(|c| constant(c)).collect();
             let inv = constant(&self.prefix_inv[i]);
             let x = &row(i)[..BLOCK];
             let (done, rest) = d.split_at_mut(i);
@@ -82,8 +81,9 @@ impl MixedRadix {
                 let mut acc = m.fit(fit[i - 1], load(&done[i - 1], v));
                 for k in (0..i - 1).rev() {
                     let digit = m.fit(fit[k], load(&done[k], v));
+                    let w = constant(&self.within[i][k]);
                     // SAFETY: AVX-512F here; both below p.
-                    acc = unsafe { add_mod(mul_full(acc, &within[k], m.p), digit, m.p) };
+                    acc = unsafe { add_mod(mul_full(acc, &w, m.p), digit, m.p) };
                 }
                 // SAFETY: AVX-512F here; x below its prime, acc reduced.
                 let diff = unsafe { sub_mod(load(x, v), acc, m.p) };
@@ -116,14 +116,14 @@ impl MixedRadix {
         let fit = &self.target_fit[j];
         let top = self.moduli.len() - 1;
         let m = Lanes::new(m);
-        let consts: Vec<Twiddles> = consts.iter().map(|c| constant(c)).collect();
         let product = _mm512_set1_epi64(*product as i64);
         for v in 0..VECS {
             let mut acc = m.fit(fit[top], load(&d[top], v));
             for k in (0..top).rev() {
                 let digit = m.fit(fit[k], load(&d[k], v));
+                let c = constant(&consts[k]);
                 // SAFETY: AVX-512F here; both below p.
-                acc = unsafe { add_mod(mul_full(acc, &consts[k], m.p), digit, m.p) };
+                acc = unsafe { add_mod(mul_full(acc, &c, m.p), digit, m.p) };
             }
             if let Some(negative) = negative {
                 // SAFETY: AVX-512F here; both below p.
