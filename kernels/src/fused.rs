@@ -271,16 +271,34 @@ impl FusedPlan {
         polys: &[u64],
         coefficient_form: impl Fn(usize) -> bool + Sync,
     ) -> Result<Vec<u64>, KernelError> {
-        self.q.count(polys)?;
+        let count = self.q.count(polys)?;
+        let len = self.q.poly_len();
+        self.extend_each(count, |i| (&polys[i * len..][..len], coefficient_form(i)))
+    }
+
+    /// As [`FusedPlan::extend_polys`] for `count` polynomials that are not one buffer:
+    /// `poly(i)` gives polynomial i's words over Q and whether they are in coefficient
+    /// form (e.g. a query's ciphertexts as they were read, without concatenating them).
+    pub fn extend_each<'a>(
+        &self,
+        count: usize,
+        poly: impl Fn(usize) -> (&'a [u64], bool) + Sync,
+    ) -> Result<Vec<u64>, KernelError> {
         let (n, lq, lp) = (self.degree(), self.q.limbs(), self.p.limbs());
-        let mut out = vec![0u64; polys.len() / lq * (lq + lp)];
+        if let Some(i) = (0..count).find(|&i| poly(i).0.len() != lq * n) {
+            return Err(KernelError::Shape(format!(
+                "polynomial {i}: {} words, expected {lq} limbs × {n}",
+                poly(i).0.len()
+            )));
+        }
+        let mut out = vec![0u64; count * (lq + lp) * n];
         out.par_chunks_exact_mut((lq + lp) * n)
-            .zip(polys.par_chunks_exact(lq * n))
             .enumerate()
-            .for_each(|(i, (ext, src))| {
+            .for_each(|(i, ext)| {
+                let (src, coefficient_form) = poly(i);
                 let (q_part, p_part) = ext.split_at_mut(lq * n);
                 q_part.copy_from_slice(src);
-                if coefficient_form(i) {
+                if coefficient_form {
                     self.lift.apply(src, p_part, n);
                     for (limb, table) in q_part.chunks_exact_mut(n).zip(self.q.tables()) {
                         table.forward(limb);

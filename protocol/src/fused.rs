@@ -54,10 +54,13 @@ pub fn seeded_query_extended(
     par: &Arc<BfvParameters>,
 ) -> Result<Vec<u64>> {
     let parts = query_parts(items, plan, ctx, par)?;
-    // Polynomial 2j is ciphertext j's c₀, in coefficient form when it came seeded.
-    let c0_coefficients: Vec<bool> = parts.iter().map(|(_, seeded)| *seeded).collect();
-    let words: Vec<u64> = parts.into_iter().flat_map(|(w, _)| w).collect();
-    Ok(plan.extend_polys(&words, |i| i % 2 == 0 && c0_coefficients[i / 2])?)
+    // Polynomial 2j is ciphertext j's c₀, in coefficient form when it came seeded; each
+    // part holds c₀ then c₁ and is extended where it lies (no concatenated copy).
+    let len = plan.q().poly_len();
+    Ok(plan.extend_each(2 * parts.len(), |i| {
+        let (words, seeded) = &parts[i / 2];
+        (&words[(i % 2) * len..][..len], i % 2 == 0 && *seeded)
+    })?)
 }
 
 /// Each query ciphertext's words over Q — c₀ then c₁ (NTT form, a seeded c₁ drawn from

@@ -77,8 +77,10 @@ impl MixedRadix {
             let inv = constant(&self.prefix_inv[i]);
             let x = &row(i)[..BLOCK];
             let (done, rest) = d.split_at_mut(i);
+            // As in `eval_avx512`: no reduction before a Shoup product.
+            let top_fit = if i > 1 { Fit::Below } else { fit[i - 1] };
             for v in 0..VECS {
-                let mut acc = m.fit(fit[i - 1], load(&done[i - 1], v));
+                let mut acc = m.fit(top_fit, load(&done[i - 1], v));
                 for k in (0..i - 1).rev() {
                     let digit = m.fit(fit[k], load(&done[k], v));
                     let w = constant(&self.within[i][k]);
@@ -117,8 +119,11 @@ impl MixedRadix {
         let top = self.moduli.len() - 1;
         let m = Lanes::new(m);
         let product = _mm512_set1_epi64(*product as i64);
+        // A Shoup product takes any word: the top digit needs no reduction when one follows
+        // (the same value mod p, so the same words).
+        let top_fit = if top > 0 { Fit::Below } else { fit[top] };
         for v in 0..VECS {
-            let mut acc = m.fit(fit[top], load(&d[top], v));
+            let mut acc = m.fit(top_fit, load(&d[top], v));
             for k in (0..top).rev() {
                 let digit = m.fit(fit[k], load(&d[k], v));
                 let c = constant(&consts[k]);
