@@ -1,5 +1,6 @@
 //! NTT of one limb, touchstone's (AVX-512 where the CPU has it, and the scalar path) against
-//! fhe-math's, for every ring size the issue names,
+//! fhe-math's, for every ring size the issue names, and touchstone's on a 50-bit prime (the
+//! fused engine's extension primes: AVX-512 IFMA where the CPU has it),
 //! and the fused group evaluation with the query already extended (what each further
 //! 8192 users cost a large gallery).
 //!
@@ -43,6 +44,17 @@ fn ntt(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("fhe-math-inverse", n), |b| {
             let mut a = input.clone();
             b.iter(|| theirs.backward(&mut a))
+        });
+        let p50 = generate_prime(50, 2 * n as u64, 1 << 50).unwrap();
+        let ours50 = NttTable::new(p50, n).unwrap();
+        let input50: Vec<u64> = (0..n).map(|_| rng.random_range(0..p50)).collect();
+        group.bench_function(BenchmarkId::new("touchstone-50bit", n), |b| {
+            let mut a = input50.clone();
+            b.iter(|| ours50.forward(&mut a))
+        });
+        group.bench_function(BenchmarkId::new("touchstone-50bit-inverse", n), |b| {
+            let mut a = input50.clone();
+            b.iter(|| ours50.inverse(&mut a))
         });
     }
     group.finish();
