@@ -145,22 +145,35 @@ impl Backend for CpuBackend {
         plan: &Arc<FusedPlan>,
         groups: Vec<Vec<u64>>,
     ) -> Result<Box<dyn StoredGallery>, KernelError> {
+        let form = CpuForm::for_plan(plan, groups.len());
+        self.store_gallery_as(plan, groups, form)
+    }
+}
+
+impl CpuBackend {
+    /// [`Backend::store_gallery`] in the given form (the trait picks it with
+    /// [`CpuForm::for_plan`]); the same words either way.
+    pub fn store_gallery_as(
+        &self,
+        plan: &Arc<FusedPlan>,
+        groups: Vec<Vec<u64>>,
+        form: CpuForm,
+    ) -> Result<Box<dyn StoredGallery>, KernelError> {
         plan.check_groups(&groups)?;
         // Group by group, so that only one extended copy per thread exists at a time.
-        let groups = if groups.len() >= EXPANDED_FROM_GROUPS {
-            CpuGroups::Expanded(
+        let groups = match form {
+            CpuForm::Expanded => CpuGroups::Expanded(
                 groups
                     .par_iter()
                     .map(|group| plan.expand_group(&plan.extend_ntt(group)?))
                     .collect::<Result<_, _>>()?,
-            )
-        } else {
-            CpuGroups::Direct(
+            ),
+            CpuForm::Direct => CpuGroups::Direct(
                 groups
                     .par_iter()
                     .map(|group| plan.extend_ntt(group))
                     .collect::<Result<_, _>>()?,
-            )
+            ),
         };
         Ok(Box::new(CpuGallery {
             plan: plan.clone(),
@@ -169,8 +182,35 @@ impl Backend for CpuBackend {
     }
 }
 
-/// Galleries of at least this many groups are kept in the expanded form
-/// ([`crate::expanded`]): its per-query squares cost about what 4–6 groups save.
+/// How the CPU engine keeps a stored gallery: extended groups for the direct sum, or the
+/// expanded form's operands and squares ([`crate::expanded`]). The same words either way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CpuForm {
+    /// Extended groups, accumulated with the direct Σⱼ w̃ⱼ(Qⱼ − Gⱼ)⊗(Qⱼ − Gⱼ).
+    Direct,
+    /// The expanded form's tile-major operands and square terms.
+    Expanded,
+}
+
+impl CpuForm {
+    /// Direct where every limb of Q∪P accumulates on AVX-512 (IFMA or the 28-bit split):
+    /// there the direct sum's two extra products per term cost less than the expanded
+    /// form's per-query square and larger operands (one thread, n = 4096: 25 groups
+    /// 36–53 ms direct against 39–51 ms expanded, 60 groups 87–92 against 93–113 ms).
+    /// Otherwise — portable code, where the expanded form's three products per term win
+    /// 1.6–4× per group — expanded from [`EXPANDED_FROM_GROUPS`] groups.
+    pub fn for_plan(plan: &FusedPlan, groups: usize) -> Self {
+        if plan.accumulates_on_vectors() || groups < EXPANDED_FROM_GROUPS {
+            Self::Direct
+        } else {
+            Self::Expanded
+        }
+    }
+}
+
+/// Without the AVX-512 accumulations, galleries of at least this many groups are kept in
+/// the expanded form ([`crate::expanded`]): its per-query squares cost about what 4–6
+/// groups save.
 pub const EXPANDED_FROM_GROUPS: usize = 6;
 
 struct CpuGallery {

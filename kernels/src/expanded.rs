@@ -10,6 +10,10 @@
 //! (`[limb][tile of 8 coefficients][feature][component][coefficient]`) so that a group streams through memory
 //! once and every accumulator stays in a register.
 //!
+//! The CPU engine keeps galleries in this form where the direct sum runs on portable code
+//! (see [`crate::backend::CpuForm`]); with the AVX-512 accumulations the direct form's
+//! extra products cost less than this form's per-query square and larger operands.
+//!
 //! Exactness: every sum is taken modulo each prime of Q∪P, and the three sums add up to
 //! the same residues as the direct form (the identity holds in any ring), so the words
 //! equal [`FusedPlan::accumulate`]'s — tested.
@@ -61,28 +65,17 @@ impl FusedPlan {
     /// One group over Q∪P (NTT form, `extended_len()` words) in the expanded layout.
     pub fn expand_group(&self, group_ext: &[u64]) -> Result<ExpandedGroup, KernelError> {
         self.check_extended(group_ext, "gallery group")?;
-        let words = self.interleave(group_ext);
-        let square = self.cross_sum(&self.scale_operand(group_ext, 1), &words);
-        Ok(ExpandedGroup { words, square })
+        Ok(ExpandedGroup {
+            words: self.interleave(group_ext),
+            square: self.square_term(group_ext),
+        })
     }
 
     /// One query over Q∪P (NTT form, `extended_len()` words) in the expanded layout.
     pub fn expand_query(&self, query_ext: &[u64]) -> Result<ExpandedQuery, KernelError> {
         self.check_extended(query_ext, "extended query")?;
         let scaled = self.scale_operand(query_ext, -2);
-        // Σⱼ(−2wⱼQⱼ)⊗Qⱼ = −2·Σⱼ wⱼQⱼ⊗Qⱼ: the square term from the same operand, times −1/2.
-        let mut square = self.cross_sum(&scaled, &self.interleave(query_ext));
-        let (n, poly) = (self.degree(), self.qp().poly_len());
-        for (limb, table) in self.qp().tables().iter().enumerate() {
-            let m = table.modulus();
-            let half = m.inv(m.value() - 2).expect("odd prime");
-            let c = Constant::new(half, m);
-            for k in 0..3 {
-                for v in &mut square[k * poly + limb * n..][..n] {
-                    *v = c.mul(*v, m);
-                }
-            }
-        }
+        let square = self.square_term(query_ext);
         Ok(ExpandedQuery { scaled, square })
     }
 
@@ -165,16 +158,9 @@ impl FusedPlan {
         out
     }
 
-    /// Σⱼ aⱼ⊗bⱼ for a scaled operand and an interleaved one: 3 polynomials over Q∪P in
-    /// the usual layout, reduced.
-    fn cross_sum(&self, a: &[u64], b: &[u64]) -> Vec<u64> {
-        let mut out = vec![0u64; 3 * self.qp().poly_len()];
-        self.cross_sum_into(a, b, &[], &mut out);
-        out
-    }
-
-    /// [`FusedPlan::cross_sum`] plus the polynomials `plus` (same layout), written into
-    /// `out` limb by limb while each limb is still in cache.
+    /// Σⱼ aⱼ⊗bⱼ for a scaled operand and an interleaved one, plus the polynomials `plus`
+    /// (3 polynomials over Q∪P in the usual layout, reduced), written into `out` limb by
+    /// limb while each limb is still in cache.
     fn cross_sum_into(&self, a: &[u64], b: &[u64], plus: &[&[u64]], out: &mut [u64]) {
         let (n, f, limbs) = (self.degree(), self.features(), self.qp().limbs());
         crate::fused::limb_triples(out, limbs, n)
@@ -356,7 +342,7 @@ mod tests {
     /// both answer with the direct form's words, through the backend interface.
     #[test]
     fn the_cpu_engine_gives_the_same_words_in_either_form() {
-        use crate::backend::{Backend, CpuBackend, EXPANDED_FROM_GROUPS};
+        use crate::backend::{CpuBackend, CpuForm, EXPANDED_FROM_GROUPS};
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(8);
         let n = 128;
         let q = crate::arith::ntt_primes(50, n, 2, &[]).unwrap();
@@ -371,19 +357,34 @@ mod tests {
         };
         let query = random();
         let query_ext = plan.extend_ntt(&query).unwrap();
-        for groups in [EXPANDED_FROM_GROUPS - 1, EXPANDED_FROM_GROUPS + 2] {
+        // The engine's own choice: direct where the AVX-512 accumulations run, else
+        // expanded from EXPANDED_FROM_GROUPS groups.
+        let large = EXPANDED_FROM_GROUPS + 2;
+        assert_eq!(
+            CpuForm::for_plan(&plan, EXPANDED_FROM_GROUPS - 1),
+            CpuForm::Direct
+        );
+        assert_eq!(
+            CpuForm::for_plan(&plan, large) == CpuForm::Expanded,
+            !plan.accumulates_on_vectors()
+        );
+        for (groups, form) in [
+            (EXPANDED_FROM_GROUPS - 1, CpuForm::Direct),
+            (large, CpuForm::Direct),
+            (large, CpuForm::Expanded),
+        ] {
             let gallery: Vec<Vec<u64>> = (0..groups).map(|_| random()).collect();
             let want: Vec<Vec<u64>> = gallery
                 .iter()
                 .map(|g| plan.evaluate_group(&query_ext, &plan.extend_ntt(g).unwrap()))
                 .collect();
-            let stored = CpuBackend.store_gallery(&plan, gallery).unwrap();
+            let stored = CpuBackend.store_gallery_as(&plan, gallery, form).unwrap();
             assert_eq!(stored.groups(), groups);
-            // The expanded form holds each group's square term too: proof it was chosen.
+            // The expanded form holds each group's square term too: proof it was built.
             let direct_bytes = groups * plan.extended_len() * 8;
             assert_eq!(
                 stored.bytes() > direct_bytes,
-                groups >= EXPANDED_FROM_GROUPS,
+                form == CpuForm::Expanded,
                 "{groups} groups"
             );
             assert_eq!(stored.evaluate(&query).unwrap(), want, "{groups} groups");

@@ -240,6 +240,25 @@ impl FusedPlan {
         Ok(())
     }
 
+    /// True when every limb of Q∪P accumulates on AVX-512 on this CPU (IFMA below 2⁵⁰,
+    /// the 28-bit split below 2⁵⁶; see [`crate::simd`]).
+    pub fn accumulates_on_vectors(&self) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let n = self.degree();
+            n.is_multiple_of(8)
+                && self
+                    .qp
+                    .primes()
+                    .iter()
+                    .all(|&p| crate::simd::ifma_prime(p) || crate::simd::split_prime(p))
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    }
+
     /// True when `other` has this plan's bases (a query extended for one serves both).
     pub fn same_bases(&self, other: &FusedPlan) -> bool {
         self.degree() == other.degree()
@@ -319,10 +338,23 @@ impl FusedPlan {
 
     /// Σⱼ w̃ⱼ·(Qⱼ − Gⱼ)⊗(Qⱼ − Gⱼ) over Q∪P in NTT form: 3 polynomials (c₀, c₁, c₂).
     pub fn accumulate(&self, query: &[u64], group: &[u64]) -> Vec<u64> {
+        debug_assert_eq!(group.len(), self.extended_len());
+        self.accumulate_against(query, Some(group))
+    }
+
+    /// Σⱼ w̃ⱼ·Xⱼ⊗Xⱼ over Q∪P in NTT form (3 polynomials) for one query or group X over
+    /// Q∪P: the accumulation against a zero group, i.e. the expanded form's square terms
+    /// ([`crate::expanded`]) in one pass.
+    pub fn square_term(&self, x: &[u64]) -> Vec<u64> {
+        self.accumulate_against(x, None)
+    }
+
+    /// [`FusedPlan::accumulate`] against `group`, or against zero.
+    fn accumulate_against(&self, query: &[u64], group: Option<&[u64]>) -> Vec<u64> {
         let (n, limbs) = (self.degree(), self.qp.limbs());
         debug_assert_eq!(query.len(), self.extended_len());
-        debug_assert_eq!(group.len(), self.extended_len());
         let poly = limbs * n;
+        let zero = vec![0u64; n];
         let mut result = vec![0u64; 3 * poly];
         limb_triples(&mut result, limbs, n)
             .into_par_iter()
@@ -334,12 +366,11 @@ impl FusedPlan {
                     .map(|j| {
                         let at = |k: usize| k * poly + limb * n;
                         let (c0, c1) = (at(2 * j), at(2 * j + 1));
-                        [
-                            &query[c0..][..n],
-                            &query[c1..][..n],
-                            &group[c0..][..n],
-                            &group[c1..][..n],
-                        ]
+                        let (g0, g1) = match group {
+                            Some(g) => (&g[c0..][..n], &g[c1..][..n]),
+                            None => (&zero[..], &zero[..]),
+                        };
+                        [&query[c0..][..n], &query[c1..][..n], g0, g1]
                     })
                     .collect();
                 accumulate_limb(m, &self.weight_consts[limb], &rows, out);

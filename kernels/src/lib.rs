@@ -29,7 +29,7 @@ pub mod ntt;
 pub mod rns;
 mod simd;
 
-pub use backend::{select, Backend, BackendKind, CpuBackend, Selected, StoredGallery};
+pub use backend::{select, Backend, BackendKind, CpuBackend, CpuForm, Selected, StoredGallery};
 pub use fused::FusedPlan;
 pub use ntt::NttTable;
 pub use rns::RnsBasis;
