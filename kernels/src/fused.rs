@@ -41,6 +41,9 @@ pub struct FusedPlan {
     weights: Vec<i64>,
     /// w̃ⱼ mod each prime of Q∪P: `weight_consts[limb][feature]`.
     weight_consts: Vec<Vec<Constant>>,
+    /// The same as (value, quotient) pairs for the AVX-512 accumulations, per limb: 64-bit
+    /// Shoup quotients, and 52-bit ones for primes below 2⁵⁰ (IFMA; empty otherwise).
+    weight_pairs: Vec<[Vec<(u64, u64)>; 2]>,
 }
 
 /// Bits of each extension prime: 50, so that the P limbs run on the CPU's 52-bit
@@ -134,6 +137,20 @@ impl FusedPlan {
                     .map(|&w| Constant::new(m.from_i64(w), m))
                     .collect()
             })
+            .collect::<Vec<Vec<Constant>>>();
+        let weight_pairs = weight_consts
+            .iter()
+            .zip(qp.primes())
+            .map(|(consts, p)| {
+                let pairs64 = consts.iter().map(|c| (c.value, c.shoup)).collect();
+                let pairs52 = if p < 1 << 50 {
+                    let shoup52 = |w: u64| (((w as u128) << 52) / p as u128) as u64;
+                    consts.iter().map(|c| (c.value, shoup52(c.value))).collect()
+                } else {
+                    Vec::new()
+                };
+                [pairs64, pairs52]
+            })
             .collect();
         Ok(Self {
             t,
@@ -144,6 +161,7 @@ impl FusedPlan {
             qp,
             weights: weights.to_vec(),
             weight_consts,
+            weight_pairs,
         })
     }
 
@@ -360,7 +378,6 @@ impl FusedPlan {
             .into_par_iter()
             .enumerate()
             .for_each(|(limb, out)| {
-                let m = self.qp.tables()[limb].modulus();
                 // Feature j's rows of this limb: (q₀, q₁, g₀, g₁).
                 let rows: Vec<[&[u64]; 4]> = (0..self.features())
                     .map(|j| {
@@ -373,9 +390,21 @@ impl FusedPlan {
                         [&query[c0..][..n], &query[c1..][..n], g0, g1]
                     })
                     .collect();
-                accumulate_limb(m, &self.weight_consts[limb], &rows, out);
+                self.accumulate_limb(limb, &rows, out);
             });
         result
+    }
+
+    /// One limb of the accumulation (see [`accumulate_limb`]) with this plan's weights.
+    fn accumulate_limb(&self, limb: usize, rows: &[[&[u64]; 4]], out: [&mut [u64]; 3]) {
+        let m = self.qp.tables()[limb].modulus();
+        accumulate_limb(
+            m,
+            &self.weight_consts[limb],
+            &self.weight_pairs[limb],
+            rows,
+            out,
+        );
     }
 
     /// Inverse NTT over Q∪P, scale by t/Q and round, forward NTT over Q: the 3 result
@@ -452,25 +481,28 @@ pub(crate) fn limb_triples(polys: &mut [u64], limbs: usize, n: usize) -> Vec<[&m
 /// n words below p and w̃ⱼ mod p; writes Σw̃a², 2·Σw̃ab and Σw̃b² with a = q₀ − g₀,
 /// b = q₁ − g₁ into `out`. Runs on AVX-512 where the CPU has it ([`crate::simd`]: IFMA
 /// below 2⁵⁰, the 28-bit split below 2⁵⁶), with the same words.
-fn accumulate_limb(m: &Modulus, weights: &[Constant], rows: &[[&[u64]; 4]], out: [&mut [u64]; 3]) {
+/// `pairs` holds the weights as (value, 64-bit Shoup quotient) and, for p < 2⁵⁰, as
+/// (value, 52-bit quotient) pairs (see `FusedPlan::weight_pairs`).
+fn accumulate_limb(
+    m: &Modulus,
+    weights: &[Constant],
+    pairs: &[Vec<(u64, u64)>; 2],
+    rows: &[[&[u64]; 4]],
+    out: [&mut [u64]; 3],
+) {
     let n = out[0].len();
+    let [pairs64, pairs52] = pairs;
     #[cfg(target_arch = "x86_64")]
-    if crate::simd::ifma_prime(m.value()) && n.is_multiple_of(8) {
-        let p = m.value();
-        let w52: Vec<(u64, u64)> = weights
-            .iter()
-            .map(|w| (w.value, (((w.value as u128) << 52) / p as u128) as u64))
-            .collect();
+    if crate::simd::ifma_prime(m.value()) && n.is_multiple_of(8) && pairs52.len() == rows.len() {
         // SAFETY: IFMA present and p < 2⁵⁰ (checked); every row and output n words (a
-        // multiple of 8, checked), words below p, one weight per row.
-        unsafe { crate::simd::accumulate_limb52(p, &w52, rows, out) };
+        // multiple of 8, checked), words below p, one weight per row (checked).
+        unsafe { crate::simd::accumulate_limb52(m.value(), pairs52, rows, out) };
         return;
     }
     #[cfg(target_arch = "x86_64")]
-    if crate::simd::split_prime(m.value()) && n.is_multiple_of(8) {
-        let w64: Vec<(u64, u64)> = weights.iter().map(|w| (w.value, w.shoup)).collect();
+    if crate::simd::split_prime(m.value()) && n.is_multiple_of(8) && pairs64.len() == rows.len() {
         // SAFETY: AVX-512F/DQ present and p < 2⁵⁶ (checked); shapes as above.
-        unsafe { crate::simd::accumulate_limb_split(m.value(), &w64, rows, out) };
+        unsafe { crate::simd::accumulate_limb_split(m.value(), pairs64, rows, out) };
         return;
     }
     accumulate_limb_scalar(m, weights, rows, out);
@@ -560,7 +592,17 @@ mod tests {
                         .collect();
                     let (mut fast, mut slow) = (vec![0; 3 * n], vec![0; 3 * n]);
                     let out = limb_triples(&mut fast, 1, n).pop().unwrap();
-                    accumulate_limb(&m, &weights, &rows, out);
+                    let pairs64 = weights.iter().map(|c| (c.value, c.shoup)).collect();
+                    let shoup52 = |w: u64| (((w as u128) << 52) / p as u128) as u64;
+                    let pairs52 = if p < 1 << 50 {
+                        weights
+                            .iter()
+                            .map(|c| (c.value, shoup52(c.value)))
+                            .collect()
+                    } else {
+                        Vec::new()
+                    };
+                    accumulate_limb(&m, &weights, &[pairs64, pairs52], &rows, out);
                     let out = limb_triples(&mut slow, 1, n).pop().unwrap();
                     accumulate_limb_scalar(&m, &weights, &rows, out);
                     assert_eq!(fast, slow, "p={p} f={f} largest={largest}");

@@ -679,10 +679,6 @@ mod x86 {
         let pv = _mm512_set1_epi64(p as i64);
         // SAFETY: the features are enabled here.
         let (r52, one) = unsafe { reduction_constants(p) };
-        let weights: Vec<Twiddles> = weights
-            .iter()
-            .map(|&(w, ws)| Twiddles::broadcast(w, ws))
-            .collect();
         let [o0, o1, o2] = out;
         for at in (0..o0.len()).step_by(8) {
             let (mut r0, mut r1, mut r2) = (
@@ -694,14 +690,15 @@ mod x86 {
                 // SAFETY (block): the features are enabled here; `at + 8 ≤ n` for every row.
                 unsafe {
                     let (mut s0, mut s1, mut s2) = (Acc52::zero(), Acc52::zero(), Acc52::zero());
-                    for (w, [q0, q1, g0, g1]) in wc.iter().zip(rc) {
+                    for (&(w, ws), [q0, q1, g0, g1]) in wc.iter().zip(rc) {
+                        let w = Twiddles::broadcast(w, ws);
                         let load =
                             |row: &[u64]| _mm512_loadu_si512(row[at..at + 8].as_ptr().cast());
                         let a = sub_mod(load(q0), load(g0), pv);
                         let b = sub_mod(load(q1), load(g1), pv);
                         // Below 2p: each product below 2p².
-                        let aw = Shoup52::mul(a, w, pv);
-                        let bw = Shoup52::mul(b, w, pv);
+                        let aw = Shoup52::mul(a, &w, pv);
+                        let bw = Shoup52::mul(b, &w, pv);
                         s0.mac(aw, a);
                         s1.mac(aw, b);
                         s2.mac(bw, b);
@@ -871,10 +868,6 @@ mod x86 {
         let pv = _mm512_set1_epi64(p as i64);
         // SAFETY: the features are enabled here.
         let c = unsafe { Split28::new(p) };
-        let weights: Vec<Twiddles> = weights
-            .iter()
-            .map(|&(w, ws)| Twiddles::broadcast(w, ws))
-            .collect();
         let [o0, o1, o2] = out;
         for at in (0..o0.len()).step_by(8) {
             let (mut r0, mut r1, mut r2) = (
@@ -886,7 +879,8 @@ mod x86 {
                 // SAFETY (block): the features are enabled here; `at + 8 ≤ n` for every row.
                 unsafe {
                     let (mut s0, mut s1, mut s2) = (Acc28::zero(), Acc28::zero(), Acc28::zero());
-                    for (w, [q0, q1, g0, g1]) in wc.iter().zip(rc) {
+                    for (&(w, ws), [q0, q1, g0, g1]) in wc.iter().zip(rc) {
+                        let w = Twiddles::broadcast(w, ws);
                         let load =
                             |row: &[u64]| _mm512_loadu_si512(row[at..at + 8].as_ptr().cast());
                         let a = sub_mod(load(q0), load(g0), pv);
