@@ -557,8 +557,10 @@ mod tests {
     use rand::{Rng, SeedableRng};
 
     /// The AVX-512 accumulations (IFMA below 2⁵⁰, the 28-bit split below 2⁵⁶) give the
-    /// portable code's words, on random words and weights and on the largest (every word
-    /// and weight p − 1), for feature counts around the chunk sizes.
+    /// portable code's words, on random words and weights and on the largest differences
+    /// (q − g = p − 1 in every coefficient, as q = p − 1, g = 0 and as q = 0, g = 1, with
+    /// weights p − 1 and random: the products the chunk bounds are about), for feature
+    /// counts around the chunk sizes.
     #[test]
     fn ifma_and_portable_accumulations_agree() {
         if !crate::simd::avx512() {
@@ -574,18 +576,31 @@ mod tests {
             let m = Modulus::new(p).unwrap();
             for f in [1usize, 7, 8, 9, 16, 17, 33] {
                 for largest in [false, true] {
-                    let mut word = || {
-                        if largest {
-                            p - 1
-                        } else {
-                            rng.random_range(0..p)
-                        }
-                    };
+                    // Rows q₀, q₁, g₀, g₁ of feature j = row / 4.
                     let data: Vec<Vec<u64>> = (0..4 * f)
-                        .map(|_| (0..n).map(|_| word()).collect())
+                        .map(|row| {
+                            let (j, k) = (row / 4, row % 4);
+                            (0..n)
+                                .map(|_| match (largest, j % 2, k < 2) {
+                                    (false, _, _) => rng.random_range(0..p),
+                                    (true, 0, true) => p - 1,
+                                    (true, 0, false) => 0,
+                                    (true, _, true) => 0,
+                                    (true, _, false) => 1,
+                                })
+                                .collect()
+                        })
                         .collect();
-                    let weights: Vec<Constant> =
-                        (0..f).map(|_| Constant::new(word(), &m)).collect();
+                    let weights: Vec<Constant> = (0..f)
+                        .map(|j| {
+                            let w = if largest && j % 2 == 0 {
+                                p - 1
+                            } else {
+                                rng.random_range(0..p)
+                            };
+                            Constant::new(w, &m)
+                        })
+                        .collect();
                     let rows: Vec<[&[u64]; 4]> = data
                         .chunks_exact(4)
                         .map(|r| [&r[0][..], &r[1][..], &r[2][..], &r[3][..]])
