@@ -22,6 +22,13 @@ pub struct TrainArgs {
     /// Train on the first CUDA GPU (needs a build with `--features cuda` and a driver).
     #[arg(long)]
     cuda: bool,
+    /// Continue from the newest checkpoint in `<out>/checkpoint` (written after every
+    /// epoch); the run ends with the weights an uninterrupted one ends with.
+    #[arg(long)]
+    resume: bool,
+    /// Stop after this many epochs in all (resume later with `--resume`).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    stop_after: Option<u64>,
 }
 
 #[derive(Args, Debug)]
@@ -49,14 +56,25 @@ pub struct EvalArgs {
 
 pub fn train(args: &TrainArgs) -> Result<()> {
     let config = train::read_config(&args.config)?;
-    let report = if args.cuda {
-        train_on_cuda(&config)?
+    let stop_after = args.stop_after.map(|e| e as usize);
+    let outcome = if args.cuda {
+        train_on_cuda(&config, args.resume, stop_after)?
     } else {
         eprintln!(
             "training on the CPU (Burn Flex backend); model folder {}",
             config.out.display()
         );
-        train::run::<CpuTraining>(&config, &Default::default(), true).context("training")?
+        let device = Default::default();
+        train::run_with::<CpuTraining>(&config, &device, true, args.resume, stop_after)
+    };
+    let report = match outcome {
+        Ok(report) => report,
+        // Stopping where asked is the expected end of this run, not a failure.
+        Err(stopped @ train::TrainError::Stopped { .. }) => {
+            println!("{stopped}");
+            return Ok(());
+        }
+        Err(e) => return Err(e).context("training"),
     };
     let mut t = Table::new(&[
         "epoch",
@@ -111,7 +129,11 @@ pub fn train(args: &TrainArgs) -> Result<()> {
 }
 
 #[cfg(feature = "cuda")]
-fn train_on_cuda(config: &train::config::TrainConfig) -> Result<train::RunReport> {
+fn train_on_cuda(
+    config: &train::config::TrainConfig,
+    resume: bool,
+    stop_after: Option<usize>,
+) -> Result<train::Result<train::RunReport>> {
     use burn::prelude::*;
     // cudarc panics on its first driver call when no driver is installed: probe with a
     // one-element tensor (panic output silenced) and report a missing GPU as an error.
@@ -131,11 +153,17 @@ fn train_on_cuda(config: &train::config::TrainConfig) -> Result<train::RunReport
         "training on CUDA device 0; model folder {}",
         config.out.display()
     );
-    train::run::<train::CudaTraining>(config, &device, true).context("training on CUDA")
+    Ok(train::run_with::<train::CudaTraining>(
+        config, &device, true, resume, stop_after,
+    ))
 }
 
 #[cfg(not(feature = "cuda"))]
-fn train_on_cuda(_config: &train::config::TrainConfig) -> Result<train::RunReport> {
+fn train_on_cuda(
+    _config: &train::config::TrainConfig,
+    _resume: bool,
+    _stop_after: Option<usize>,
+) -> Result<train::Result<train::RunReport>> {
     anyhow::bail!("this touchstone was built without CUDA: rebuild with `cargo build --release -p bench --features cuda`")
 }
 

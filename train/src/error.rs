@@ -17,6 +17,14 @@ pub enum TrainError {
     /// A template-protection scheme (embedding database, IoM, NDB) failed.
     #[error(transparent)]
     Protect(#[from] protect::Error),
+    /// Training stopped where it was asked to, with a checkpoint to resume from.
+    #[error("training stopped after epoch {epoch} as asked; its checkpoint is in {} (resume to continue)", checkpoint.display())]
+    Stopped {
+        /// Epochs done.
+        epoch: usize,
+        /// The checkpoint folder.
+        checkpoint: std::path::PathBuf,
+    },
     /// Reading or writing a model folder.
     #[error("{path}: {reason}")]
     Model {

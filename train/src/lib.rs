@@ -9,6 +9,7 @@
 //! templates and template statistics.
 #![warn(missing_docs)]
 
+pub mod checkpoint;
 pub mod config;
 pub mod curve;
 pub mod data;
@@ -113,11 +114,30 @@ pub struct RunReport {
     pub exported: ExportedModel,
 }
 
-/// Trains per `config` on backend `B` and writes the model folder.
+/// Trains per `config` on backend `B` and writes the model folder, with a checkpoint
+/// after every epoch in `<out>/checkpoint` (a fresh start: see [`run_with`] to resume).
 pub fn run<B: burn::tensor::backend::AutodiffBackend>(
     config: &TrainConfig,
     device: &B::Device,
     show_progress: bool,
+) -> Result<RunReport> {
+    run_with::<B>(config, device, show_progress, false, None)
+}
+
+/// The checkpoint folder of a run: `<out>/checkpoint`.
+pub fn checkpoint_folder(config: &TrainConfig) -> PathBuf {
+    config.out.join("checkpoint")
+}
+
+/// [`run`], continuing from the newest checkpoint when `resume` (the run ends with the
+/// weights an uninterrupted run ends with), and stopping with
+/// [`TrainError::Stopped`] after `stop_after` epochs in all when given.
+pub fn run_with<B: burn::tensor::backend::AutodiffBackend>(
+    config: &TrainConfig,
+    device: &B::Device,
+    show_progress: bool,
+    resume: bool,
+    stop_after: Option<usize>,
 ) -> Result<RunReport> {
     config.validate().map_err(TrainError::Config)?;
     let start = Instant::now();
@@ -138,6 +158,11 @@ pub fn run<B: burn::tensor::backend::AutodiffBackend>(
     let start = Instant::now();
     <B as burn::tensor::backend::Backend>::seed(device, config.training.seed);
     let initial = config.model.init::<B>(device);
+    let resumable = training::Resumable {
+        dir: Some(checkpoint_folder(config)),
+        resume,
+        stop_after,
+    };
     let trained = training::train(
         config,
         initial,
@@ -145,6 +170,7 @@ pub fn run<B: burn::tensor::backend::AutodiffBackend>(
         &validation_set,
         device,
         show_progress,
+        &resumable,
     )?;
     let train_seconds = start.elapsed().as_secs_f64();
 

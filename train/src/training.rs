@@ -16,7 +16,20 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
 use std::time::Instant;
+
+/// Checkpointing of a run (see [`crate::checkpoint`]).
+#[derive(Clone, Debug, Default)]
+pub struct Resumable {
+    /// Folder of the per-epoch checkpoints; none: no checkpoints.
+    pub dir: Option<PathBuf>,
+    /// Continue from the newest checkpoint in `dir` (a fresh start when there is none).
+    pub resume: bool,
+    /// Stop after this many epochs in all, with [`crate::TrainError::Stopped`] (a later
+    /// run with `resume` continues from there).
+    pub stop_after: Option<usize>,
+}
 
 /// Numerically stable binary cross-entropy on logits, averaged:
 /// max(x, 0) − x·y + log(1 + e^(−|x|)).
@@ -121,7 +134,8 @@ fn progress(len: u64, epoch: usize) -> ProgressBar {
     bar
 }
 
-/// Trains `model` on `train` pairs, validating on `validation`, per `config`.
+/// Trains `model` on `train` pairs, validating on `validation`, per `config`, with a
+/// checkpoint after every epoch when `resumable.dir` is set.
 pub fn train<B: AutodiffBackend>(
     config: &TrainConfig,
     model: Siamese<B>,
@@ -129,6 +143,7 @@ pub fn train<B: AutodiffBackend>(
     validation: &ImageSet,
     device: &B::Device,
     show_progress: bool,
+    resumable: &Resumable,
 ) -> Result<Trained<B>> {
     let opt = &config.training;
     let augmenter = config.augmenter()?;
@@ -144,7 +159,36 @@ pub fn train<B: AutodiffBackend>(
     let mut model = model;
     let mut best: Option<(f64, usize, Siamese<B::InnerBackend>)> = None;
     let mut history = Vec::new();
-    for epoch in 1..=opt.epochs {
+    let mut first = 1;
+    let recipe = crate::checkpoint::recipe_digest(config);
+    if let (Some(dir), true) = (&resumable.dir, resumable.resume) {
+        let fresh = AdamConfig::new().init();
+        if let Some(restored) = crate::checkpoint::load(dir, config, model.clone(), fresh, device)?
+        {
+            let state = restored.state;
+            model = restored.model;
+            optimizer = restored.optimizer;
+            let position = state.rng_word_pos.parse::<u128>().map_err(|e| {
+                crate::TrainError::model(dir, format!("checkpoint: generator position: {e}"))
+            })?;
+            rng.set_word_pos(position);
+            best = Some((state.best_loss, state.best_epoch, restored.best));
+            history = state.history;
+            first = if state.finished {
+                usize::MAX
+            } else {
+                state.epoch + 1
+            };
+            if show_progress {
+                eprintln!(
+                    "resuming after epoch {} from {}",
+                    state.epoch,
+                    dir.display()
+                );
+            }
+        }
+    }
+    for epoch in first..=opt.epochs {
         let start = Instant::now();
         let pairs: Vec<Pair> = sample_pairs(train, &mut rng);
         let bar = if show_progress {
@@ -196,7 +240,29 @@ pub fn train<B: AutodiffBackend>(
             .is_none_or(|(loss, _, _)| validation_loss < *loss);
         if improved {
             best = Some((validation_loss, epoch, inference));
-        } else if epoch - best.as_ref().map_or(0, |b| b.1) >= opt.patience {
+        }
+        let (best_loss, best_epoch, best_model) = best.as_ref().expect("set on the first epoch");
+        let finished = !improved && epoch - best_epoch >= opt.patience;
+        if let Some(dir) = &resumable.dir {
+            let state = crate::checkpoint::State {
+                format: crate::checkpoint::FORMAT,
+                recipe: recipe.clone(),
+                epoch,
+                rng_word_pos: rng.get_word_pos().to_string(),
+                history: history.clone(),
+                best_loss: *best_loss,
+                best_epoch: *best_epoch,
+                finished,
+            };
+            crate::checkpoint::save(dir, &state, &model, &optimizer, best_model)?;
+            if resumable.stop_after == Some(epoch) && !finished && epoch < opt.epochs {
+                return Err(crate::TrainError::Stopped {
+                    epoch,
+                    checkpoint: dir.clone(),
+                });
+            }
+        }
+        if finished {
             break;
         }
     }
