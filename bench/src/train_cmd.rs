@@ -129,7 +129,7 @@ pub fn train(args: &TrainArgs) -> Result<()> {
 }
 
 #[cfg(feature = "cuda")]
-fn train_on_cuda(
+pub(crate) fn train_on_cuda(
     config: &train::config::TrainConfig,
     resume: bool,
     stop_after: Option<usize>,
@@ -159,7 +159,7 @@ fn train_on_cuda(
 }
 
 #[cfg(not(feature = "cuda"))]
-fn train_on_cuda(
+pub(crate) fn train_on_cuda(
     _config: &train::config::TrainConfig,
     _resume: bool,
     _stop_after: Option<usize>,

@@ -593,3 +593,116 @@ fn runs_started_in_the_same_second_get_their_own_folders() {
         .count();
     assert_eq!(runs, 3, "three runs, three folders, none shared");
 }
+
+/// A tiny training recipe (30 synthetic prints, 32×32, 2 epochs) for `model: train:`.
+const TRAIN: &str = "data:
+  synthetic: { preset: socofing, fingers: 3, seed: 7, altered: false }
+  pipeline: blindtouch-socofing
+  augmentation: blindtouch-socofing
+  split_seed: 42
+model:
+  input_size: 32
+  width: 0.125
+training:
+  epochs: 2
+  batch_size: 8
+  learning_rate: 0.001
+  patience: 10
+  seed: 1
+out: ignored-by-the-harness
+";
+
+const TRAINED: &str = "name: trained
+seed: 1
+repetitions: 1
+data:
+  synthetic: { preset: socofing, fingers: 3, seed: 7, altered: false }
+model:
+  train: train.yaml
+matching:
+  scheme: plain
+  users: 8
+  probes: 1
+outputs:
+  dir: out
+";
+
+fn cached_models(outputs: &Path) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(outputs.join("cache"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.is_dir()
+                && p.file_name()
+                    .unwrap()
+                    .to_str()
+                    .unwrap()
+                    .starts_with("model-")
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+#[test]
+fn a_model_trained_by_the_harness_is_cached_by_its_digest_and_never_retrained() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("train.yaml"), TRAIN).unwrap();
+    std::fs::write(tmp.path().join("trained.yaml"), TRAINED).unwrap();
+    let first = touchstone(&["run", "trained.yaml", "--quiet"], tmp.path());
+    assert!(first.status.success(), "{}", text(&first));
+    assert!(
+        text(&first).contains("training the model from train.yaml"),
+        "{}",
+        text(&first)
+    );
+    let [model] = cached_models(&tmp.path().join("out")).try_into().unwrap();
+    let head = model.join("head.json");
+    let written = std::fs::metadata(&head).unwrap().modified().unwrap();
+
+    // The same recipe again, in a new run: the cached model, untouched.
+    let second = touchstone(&["run", "trained.yaml", "--quiet"], tmp.path());
+    assert!(second.status.success(), "{}", text(&second));
+    assert!(
+        text(&second).contains("reusing the model"),
+        "{}",
+        text(&second)
+    );
+    assert!(
+        !text(&second).contains("training the model"),
+        "{}",
+        text(&second)
+    );
+    assert_eq!(
+        std::fs::metadata(&head).unwrap().modified().unwrap(),
+        written
+    );
+
+    // Another recipe is another model.
+    let other = TRAIN.replace("learning_rate: 0.001", "learning_rate: 0.002");
+    std::fs::write(tmp.path().join("train.yaml"), other).unwrap();
+    let third = touchstone(&["run", "trained.yaml", "--quiet"], tmp.path());
+    assert!(third.status.success(), "{}", text(&third));
+    assert!(
+        text(&third).contains("training the model"),
+        "{}",
+        text(&third)
+    );
+    assert_eq!(cached_models(&tmp.path().join("out")).len(), 2);
+
+    // Asked for CUDA in a build without it: a note, and the CPU.
+    if !cfg!(feature = "cuda") {
+        let cuda = TRAINED.replace("  train: train.yaml", "  train: train.yaml\n  device: cuda");
+        std::fs::write(tmp.path().join("trained.yaml"), cuda).unwrap();
+        let other = TRAIN.replace("learning_rate: 0.001", "learning_rate: 0.003");
+        std::fs::write(tmp.path().join("train.yaml"), other).unwrap();
+        let fourth = touchstone(&["run", "trained.yaml", "--quiet"], tmp.path());
+        assert!(fourth.status.success(), "{}", text(&fourth));
+        assert!(
+            text(&fourth).contains("training on the CPU instead"),
+            "{}",
+            text(&fourth)
+        );
+        assert_eq!(cached_models(&tmp.path().join("out")).len(), 3);
+    }
+}

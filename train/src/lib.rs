@@ -229,6 +229,60 @@ pub fn run_with<B: burn::tensor::backend::AutodiffBackend>(
     })
 }
 
+/// A digest of everything a trained model depends on: the config but its output folder
+/// (data, pipeline, augmentation, split, model, recipe, epochs, seed), and for a dataset
+/// folder its listing — every file's path, size and modification time — so that a changed
+/// dataset is a different model. Two configs with the same digest train the same model.
+pub fn model_digest(config: &TrainConfig) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    let mut value = serde_json::to_value(config).expect("a config serializes");
+    if let Some(object) = value.as_object_mut() {
+        object.remove("out");
+    }
+    let mut hasher = Sha256::new();
+    hasher.update(value.to_string().as_bytes());
+    if let Some(path) = &config.data.path {
+        let mut files = Vec::new();
+        list_files(path, path, &mut files)?;
+        files.sort();
+        for line in files {
+            hasher.update(line.as_bytes());
+            hasher.update(b"\n");
+        }
+    }
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
+/// "relative path, size, modification time (ns)" for every file under `dir`.
+fn list_files(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<()> {
+    let fail = |e: std::io::Error| TrainError::model(dir, format!("listing the dataset: {e}"));
+    for entry in std::fs::read_dir(dir).map_err(fail)? {
+        let entry = entry.map_err(fail)?;
+        let meta = entry.metadata().map_err(fail)?;
+        let path = entry.path();
+        if meta.is_dir() {
+            list_files(root, &path, out)?;
+        } else {
+            let modified = meta
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_nanos());
+            let relative = path.strip_prefix(root).unwrap_or(&path);
+            out.push(format!(
+                "{}\t{}\t{modified}",
+                relative.display(),
+                meta.len()
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Reads a TrainConfig from YAML, naming the file, line and field on error.
 pub fn read_config(path: &Path) -> Result<TrainConfig> {
     let text = std::fs::read_to_string(path)

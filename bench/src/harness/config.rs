@@ -122,9 +122,26 @@ pub struct ModelConfig {
     /// A model folder written by `touchstone train`.
     #[serde(default)]
     pub path: Option<PathBuf>,
-    /// Or a training config to train from (once per run directory).
+    /// Or a training config to train from: trained once into
+    /// `<outputs>/cache/model-<digest>` (the digest of the config and its data) and reused
+    /// by every later run and shard; an interrupted training resumes from its checkpoint.
     #[serde(default)]
     pub train: Option<PathBuf>,
+    /// Where `train` runs: `cpu` (default) or `cuda` (the first GPU, with a build with
+    /// `--features cuda`; the CPU, with a note, where there is none).
+    #[serde(default)]
+    pub device: TrainDevice,
+}
+
+/// The device a harness training runs on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrainDevice {
+    /// Burn's Flex backend.
+    #[default]
+    Cpu,
+    /// Burn's CUDA backend, when built with it and a GPU is present.
+    Cuda,
 }
 
 /// The matching set-up; every field is an axis.

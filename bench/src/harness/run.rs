@@ -324,18 +324,7 @@ impl Shared {
         let model = match (&model_cfg.path, &model_cfg.train) {
             (Some(path), _) => path.clone(),
             (None, Some(train_config)) => {
-                let mut tc = train::read_config(train_config)?;
-                tc.out = dir.join("model");
-                if !tc.out.join("head.json").is_file() {
-                    println!(
-                        "training the model from {} into {}",
-                        train_config.display(),
-                        tc.out.display()
-                    );
-                    let device = Default::default();
-                    train::run::<train::CpuTraining>(&tc, &device, true)?;
-                }
-                tc.out
+                ensure_trained(train_config, &config.outputs.dir, model_cfg.device)?
             }
             (None, None) => unreachable!("validated by config::parse"),
         };
@@ -634,6 +623,68 @@ pub(crate) fn synthetic_folder(outputs: &Path, synth: &datasets::synth::SynthCon
         )
         .to_lowercase(),
     )
+}
+
+/// The model `train_config` trains, from the cache (`<outputs>/cache/model-<digest>`,
+/// see [`train::model_digest`]) or trained into it first. Shards starting together wait
+/// on a lock; a training stopped half-way resumes from its checkpoint.
+pub(crate) fn ensure_trained(
+    train_config: &Path,
+    outputs: &Path,
+    device: super::config::TrainDevice,
+) -> Result<PathBuf> {
+    let mut tc = train::read_config(train_config)?;
+    let digest = train::model_digest(&tc)?;
+    let folder = outputs
+        .join("cache")
+        .join(format!("model-{}", &digest[..16]));
+    std::fs::create_dir_all(outputs.join("cache"))
+        .with_context(|| format!("creating {}", outputs.join("cache").display()))?;
+    let lock_path = folder.with_extension("lock");
+    let lock = lock_file(&lock_path)?;
+    if let Err(e) = lock.lock() {
+        eprintln!(
+            "note: cannot lock {} ({e}); training without it",
+            lock_path.display()
+        );
+    }
+    // A whole model folder (its checksums verify) is reused as it is.
+    if train::export::load_head(&folder).is_ok() {
+        println!(
+            "reusing the model trained from {} in {}",
+            train_config.display(),
+            folder.display()
+        );
+        return Ok(folder);
+    }
+    tc.out = folder.clone();
+    println!(
+        "training the model from {} into {}",
+        train_config.display(),
+        folder.display()
+    );
+    let outcome = match device {
+        super::config::TrainDevice::Cuda => {
+            match crate::train_cmd::train_on_cuda(&tc, true, None) {
+                Ok(outcome) => outcome,
+                Err(e) => {
+                    println!("note: {e:#}; training on the CPU instead");
+                    train::run_with::<train::CpuTraining>(
+                        &tc,
+                        &Default::default(),
+                        true,
+                        true,
+                        None,
+                    )
+                }
+            }
+        }
+        super::config::TrainDevice::Cpu => {
+            train::run_with::<train::CpuTraining>(&tc, &Default::default(), true, true, None)
+        }
+    };
+    outcome.with_context(|| format!("training {}", folder.display()))?;
+    Ok(folder)
 }
 
 pub(crate) fn ensure_synthetic(synth: &datasets::synth::SynthConfig, folder: &Path) -> Result<()> {
