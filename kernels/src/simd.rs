@@ -528,7 +528,53 @@ mod x86 {
         hi: __m512i,
     }
 
-    impl Acc52 {
+    /// Column sums of lane-wise products, and their reduction mod p: what the generic
+    /// accumulation bodies below run on (IFMA's split sums or the 28-bit split).
+    pub trait Sums: Copy {
+        /// Products per reduction (the sums' bound).
+        const CHUNK: usize;
+        /// What [`Sums::reduce`] multiplies by, for one prime.
+        type Constants;
+        /// The constants for p.
+        ///
+        /// # Safety
+        /// The features the implementation names.
+        unsafe fn constants(p: u64) -> Self::Constants;
+        /// Empty sums.
+        ///
+        /// # Safety
+        /// As for [`Sums::constants`].
+        unsafe fn zero() -> Self;
+        /// Adds x·y, for x and y within the implementation's bounds.
+        ///
+        /// # Safety
+        /// As for [`Sums::constants`].
+        unsafe fn mac(&mut self, x: __m512i, y: __m512i);
+        /// The sum mod p, fully reduced, for at most [`Sums::CHUNK`] products.
+        ///
+        /// # Safety
+        /// As for [`Sums::constants`].
+        unsafe fn reduce(self, c: &Self::Constants, p: __m512i) -> __m512i;
+    }
+
+    impl Sums for Acc52 {
+        const CHUNK: usize = IFMA_CHUNK;
+        /// 2⁵² mod p and 1, with 52-bit Shoup quotients.
+        type Constants = (Twiddles, Twiddles);
+
+        #[inline(always)]
+        unsafe fn constants(p: u64) -> Self::Constants {
+            let shoup = |w: u64| (((w as u128) << 52) / p as u128) as u64;
+            let r = ((1u128 << 52) % p as u128) as u64;
+            // SAFETY: AVX-512F (the callers').
+            unsafe {
+                (
+                    Twiddles::broadcast(r, shoup(r)),
+                    Twiddles::broadcast(1, shoup(1)),
+                )
+            }
+        }
+
         #[inline(always)]
         unsafe fn zero() -> Self {
             // SAFETY: AVX-512F (the callers').
@@ -540,7 +586,7 @@ mod x86 {
             }
         }
 
-        /// Adds x·y, for x, y < 2⁵² with x·y < 2¹⁰¹.
+        /// For x, y < 2⁵² with x·y < 2¹⁰¹.
         #[inline(always)]
         unsafe fn mac(&mut self, x: __m512i, y: __m512i) {
             // SAFETY: AVX-512 IFMA (the callers').
@@ -550,10 +596,9 @@ mod x86 {
             }
         }
 
-        /// hi·2⁵² + lo mod p, fully reduced, for at most [`IFMA_CHUNK`] products; `r52`
-        /// is 2⁵² mod p and `one` is 1, as 52-bit Shoup pairs.
+        /// hi·2⁵² + lo mod p.
         #[inline(always)]
-        unsafe fn reduce(self, r52: &Twiddles, one: &Twiddles, p: __m512i) -> __m512i {
+        unsafe fn reduce(self, (r52, one): &Self::Constants, p: __m512i) -> __m512i {
             // SAFETY: AVX-512F, DQ and IFMA (the callers').
             unsafe {
                 let mask = _mm512_set1_epi64(((1u64 << 52) - 1) as i64);
@@ -587,21 +632,6 @@ mod x86 {
         }
     }
 
-    /// 2⁵² mod p and 1, as twiddles with their 52-bit Shoup quotients (what
-    /// [`Acc52::reduce`] takes).
-    #[inline(always)]
-    unsafe fn reduction_constants(p: u64) -> (Twiddles, Twiddles) {
-        let shoup = |w: u64| (((w as u128) << 52) / p as u128) as u64;
-        let r = ((1u128 << 52) % p as u128) as u64;
-        // SAFETY: AVX-512F (the callers').
-        unsafe {
-            (
-                Twiddles::broadcast(r, shoup(r)),
-                Twiddles::broadcast(1, shoup(1)),
-            )
-        }
-    }
-
     /// One limb of the expanded form's cross sum (see `expanded::cross_limb`, whose words
     /// these are) for a prime below 2⁵⁰: `a` is `[tile][feature][3][8]`, `b`
     /// `[tile][feature][2][8]`, all words below p; writes c₀, c₁, c₂ fully reduced.
@@ -611,25 +641,49 @@ mod x86 {
     /// features and every `out` slice n words (n a multiple of 8).
     #[target_feature(enable = "avx512f,avx512dq,avx512ifma")]
     pub unsafe fn cross_limb52(p: u64, a: &[u64], b: &[u64], f: usize, out: [&mut [u64]; 3]) {
-        let pv = _mm512_set1_epi64(p as i64);
-        // SAFETY: the features are enabled here.
-        let (r52, one) = unsafe { reduction_constants(p) };
-        let [o0, o1, o2] = out;
-        for (tile, (a, b)) in a
-            .chunks_exact(24 * f)
-            .zip(b.chunks_exact(16 * f))
-            .enumerate()
-        {
-            let (mut r0, mut r1, mut r2) = (
-                _mm512_setzero_si512(),
-                _mm512_setzero_si512(),
-                _mm512_setzero_si512(),
-            );
-            for (ac, bc) in a.chunks(24 * IFMA_CHUNK).zip(b.chunks(16 * IFMA_CHUNK)) {
-                // SAFETY (block): the features are enabled here; every load reads 8 words
-                // inside its chunk (3 or 2 rows of 8 per feature).
-                unsafe {
-                    let (mut s0, mut s2, mut sk) = (Acc52::zero(), Acc52::zero(), Acc52::zero());
+        // SAFETY: the features are enabled here; the shapes are the caller's promise.
+        unsafe { cross_limb_with::<Acc52>(p, a, b, f, out) }
+    }
+
+    /// [`cross_limb52`] for a prime below 2⁵⁶ on AVX-512F/DQ alone (the 28-bit split of
+    /// [`Acc28`]); the same words.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F and DQ; p < 2⁵⁶; shapes as for [`cross_limb52`].
+    #[target_feature(enable = "avx512f,avx512dq")]
+    pub unsafe fn cross_limb_split(p: u64, a: &[u64], b: &[u64], f: usize, out: [&mut [u64]; 3]) {
+        // SAFETY: as for `cross_limb52`, without IFMA (Acc28 needs none).
+        unsafe { cross_limb_with::<Acc28>(p, a, b, f, out) }
+    }
+
+    /// The cross sum's body over any [`Sums`]: per tile of 8 coefficients, c₀ = Σx₀y₀,
+    /// c₂ = Σx₁y₁ and c₁ = Σ(x₀+x₁)(y₀+y₁) − c₀ − c₂, reduced every `S::CHUNK` features.
+    #[inline(always)]
+    unsafe fn cross_limb_with<S: Sums>(
+        p: u64,
+        a: &[u64],
+        b: &[u64],
+        f: usize,
+        out: [&mut [u64]; 3],
+    ) {
+        // SAFETY (whole body): the callers enable what S needs; every load reads 8 words
+        // inside its chunk (3 or 2 rows of 8 per feature); every store `at + 8 ≤ n`.
+        unsafe {
+            let pv = _mm512_set1_epi64(p as i64);
+            let c = S::constants(p);
+            let [o0, o1, o2] = out;
+            for (tile, (a, b)) in a
+                .chunks_exact(24 * f)
+                .zip(b.chunks_exact(16 * f))
+                .enumerate()
+            {
+                let (mut r0, mut r1, mut r2) = (
+                    _mm512_setzero_si512(),
+                    _mm512_setzero_si512(),
+                    _mm512_setzero_si512(),
+                );
+                for (ac, bc) in a.chunks(24 * S::CHUNK).zip(b.chunks(16 * S::CHUNK)) {
+                    let (mut s0, mut s2, mut sk) = (S::zero(), S::zero(), S::zero());
                     for (x, y) in ac.chunks_exact(24).zip(bc.chunks_exact(16)) {
                         let x0 = _mm512_loadu_si512(x.as_ptr().cast());
                         let x1 = _mm512_loadu_si512(x.as_ptr().add(8).cast());
@@ -641,19 +695,12 @@ mod x86 {
                         // xs < p, y₀ + y₁ < 2p: the product is below 2p².
                         sk.mac(xs, _mm512_add_epi64(y0, y1));
                     }
-                    let (s0, s2, sk) = (
-                        s0.reduce(&r52, &one, pv),
-                        s2.reduce(&r52, &one, pv),
-                        sk.reduce(&r52, &one, pv),
-                    );
+                    let (s0, s2, sk) = (s0.reduce(&c, pv), s2.reduce(&c, pv), sk.reduce(&c, pv));
                     r0 = add_mod(r0, s0, pv);
                     r2 = add_mod(r2, s2, pv);
                     r1 = add_mod(r1, sub_mod(sub_mod(sk, s0, pv), s2, pv), pv);
                 }
-            }
-            let at = tile * 8;
-            // SAFETY: `at + 8 ≤ n` for every tile; unaligned stores.
-            unsafe {
+                let at = tile * 8;
                 _mm512_storeu_si512(o0[at..at + 8].as_mut_ptr().cast(), r0);
                 _mm512_storeu_si512(o1[at..at + 8].as_mut_ptr().cast(), r1);
                 _mm512_storeu_si512(o2[at..at + 8].as_mut_ptr().cast(), r2);
@@ -676,40 +723,68 @@ mod x86 {
         rows: &[[&[u64]; 4]],
         out: [&mut [u64]; 3],
     ) {
-        let pv = _mm512_set1_epi64(p as i64);
-        // SAFETY: the features are enabled here.
-        let (r52, one) = unsafe { reduction_constants(p) };
-        let [o0, o1, o2] = out;
-        for at in (0..o0.len()).step_by(8) {
-            let (mut r0, mut r1, mut r2) = (
-                _mm512_setzero_si512(),
-                _mm512_setzero_si512(),
-                _mm512_setzero_si512(),
-            );
-            for (wc, rc) in weights.chunks(IFMA_CHUNK).zip(rows.chunks(IFMA_CHUNK)) {
-                // SAFETY (block): the features are enabled here; `at + 8 ≤ n` for every row.
-                unsafe {
-                    let (mut s0, mut s1, mut s2) = (Acc52::zero(), Acc52::zero(), Acc52::zero());
+        // SAFETY: the features are enabled here; the shapes are the caller's promise.
+        unsafe { accumulate_limb_with::<Acc52, Shoup52>(p, weights, rows, out) }
+    }
+
+    /// [`accumulate_limb52`] for a prime below 2⁵⁶ on AVX-512F/DQ alone (the 28-bit split
+    /// of [`Acc28`], 64-bit Shoup weights); the same words.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F and DQ; p < 2⁵⁶; shapes as for [`accumulate_limb52`], the
+    /// weights with 64-bit Shoup quotients.
+    #[target_feature(enable = "avx512f,avx512dq")]
+    pub unsafe fn accumulate_limb_split(
+        p: u64,
+        weights: &[(u64, u64)],
+        rows: &[[&[u64]; 4]],
+        out: [&mut [u64]; 3],
+    ) {
+        // SAFETY: as for `accumulate_limb52`, without IFMA (Acc28 and Shoup64 need none).
+        unsafe { accumulate_limb_with::<Acc28, Shoup64>(p, weights, rows, out) }
+    }
+
+    /// The direct accumulation's body over any [`Sums`] and weight product [`LazyMul`]:
+    /// per 8 coefficients a = q₀ − g₀, b = q₁ − g₁, the weighted w̃a and w̃b below 2p, and
+    /// the sums of w̃a·a, w̃a·b, w̃b·b reduced every `S::CHUNK` features.
+    #[inline(always)]
+    unsafe fn accumulate_limb_with<S: Sums, M: LazyMul>(
+        p: u64,
+        weights: &[(u64, u64)],
+        rows: &[[&[u64]; 4]],
+        out: [&mut [u64]; 3],
+    ) {
+        // SAFETY (whole body): the callers enable what S and M need; `at + 8 ≤ n` for
+        // every row and output (sliced, so checked).
+        unsafe {
+            let pv = _mm512_set1_epi64(p as i64);
+            let c = S::constants(p);
+            let [o0, o1, o2] = out;
+            for at in (0..o0.len()).step_by(8) {
+                let (mut r0, mut r1, mut r2) = (
+                    _mm512_setzero_si512(),
+                    _mm512_setzero_si512(),
+                    _mm512_setzero_si512(),
+                );
+                for (wc, rc) in weights.chunks(S::CHUNK).zip(rows.chunks(S::CHUNK)) {
+                    let (mut s0, mut s1, mut s2) = (S::zero(), S::zero(), S::zero());
                     for (&(w, ws), [q0, q1, g0, g1]) in wc.iter().zip(rc) {
                         let w = Twiddles::broadcast(w, ws);
                         let load =
                             |row: &[u64]| _mm512_loadu_si512(row[at..at + 8].as_ptr().cast());
                         let a = sub_mod(load(q0), load(g0), pv);
                         let b = sub_mod(load(q1), load(g1), pv);
-                        // Below 2p: each product below 2p².
-                        let aw = Shoup52::mul(a, &w, pv);
-                        let bw = Shoup52::mul(b, &w, pv);
-                        s0.mac(aw, a);
-                        s1.mac(aw, b);
-                        s2.mac(bw, b);
+                        // a, b < p; the weighted ones below 2p: each product below 2p².
+                        let aw = M::mul(a, &w, pv);
+                        let bw = M::mul(b, &w, pv);
+                        s0.mac(a, aw);
+                        s1.mac(b, aw);
+                        s2.mac(b, bw);
                     }
-                    r0 = add_mod(r0, s0.reduce(&r52, &one, pv), pv);
-                    r1 = add_mod(r1, s1.reduce(&r52, &one, pv), pv);
-                    r2 = add_mod(r2, s2.reduce(&r52, &one, pv), pv);
+                    r0 = add_mod(r0, s0.reduce(&c, pv), pv);
+                    r1 = add_mod(r1, s1.reduce(&c, pv), pv);
+                    r2 = add_mod(r2, s2.reduce(&c, pv), pv);
                 }
-            }
-            // SAFETY: `at + 8 ≤ n`; unaligned stores; the features are enabled here.
-            unsafe {
                 _mm512_storeu_si512(o0[at..at + 8].as_mut_ptr().cast(), r0);
                 _mm512_storeu_si512(o1[at..at + 8].as_mut_ptr().cast(), add_mod(r1, r1, pv));
                 _mm512_storeu_si512(o2[at..at + 8].as_mut_ptr().cast(), r2);
@@ -730,31 +805,32 @@ mod x86 {
         hh: __m512i,
     }
 
-    /// 2⁵⁶, 2²⁸ and 1 mod p as Shoup constants: what [`Acc28::reduce`] multiplies by.
-    struct Split28 {
+    /// 2⁵⁶, 2²⁸ and 1 mod p as Shoup constants: what `Acc28`'s reduction multiplies by.
+    pub struct Split28 {
         c56: Twiddles,
         c28: Twiddles,
         one: Twiddles,
     }
 
-    impl Split28 {
+    impl Sums for Acc28 {
+        const CHUNK: usize = SPLIT_CHUNK;
+        type Constants = Split28;
+
         #[inline(always)]
-        unsafe fn new(p: u64) -> Self {
+        unsafe fn constants(p: u64) -> Split28 {
             let shoup = |w: u64| (((w as u128) << 64) / p as u128) as u64;
             let c = |e: u32| ((1u128 << e) % p as u128) as u64;
             let (c56, c28, one) = (c(56), c(28), 1 % p);
             // SAFETY: AVX-512F (the callers').
             unsafe {
-                Self {
+                Split28 {
                     c56: Twiddles::broadcast(c56, shoup(c56)),
                     c28: Twiddles::broadcast(c28, shoup(c28)),
                     one: Twiddles::broadcast(one, shoup(one)),
                 }
             }
         }
-    }
 
-    impl Acc28 {
         #[inline(always)]
         unsafe fn zero() -> Self {
             // SAFETY: AVX-512F (the callers').
@@ -767,7 +843,7 @@ mod x86 {
             }
         }
 
-        /// Adds x·y, for x < 2⁵⁶ and y < 2⁵⁷.
+        /// For x < 2⁵⁶ and y < 2⁵⁷.
         #[inline(always)]
         unsafe fn mac(&mut self, x: __m512i, y: __m512i) {
             // SAFETY: AVX-512F (the callers').
@@ -784,7 +860,7 @@ mod x86 {
             }
         }
 
-        /// hh·2⁵⁶ + mid·2²⁸ + ll mod p, fully reduced.
+        /// hh·2⁵⁶ + mid·2²⁸ + ll mod p.
         #[inline(always)]
         unsafe fn reduce(self, c: &Split28, p: __m512i) -> __m512i {
             // SAFETY: AVX-512F and DQ (the callers'); Shoup's product takes any word.
@@ -795,113 +871,6 @@ mod x86 {
                     p,
                 );
                 add_mod(high, mul_full(self.ll, &c.one, p), p)
-            }
-        }
-    }
-
-    /// [`cross_limb52`] for a prime below 2⁵⁶ on AVX-512F/DQ alone (the 28-bit split of
-    /// [`Acc28`]); the same words.
-    ///
-    /// # Safety
-    /// The CPU must have AVX-512F and DQ; p < 2⁵⁶; shapes as for [`cross_limb52`].
-    #[target_feature(enable = "avx512f,avx512dq")]
-    pub unsafe fn cross_limb_split(p: u64, a: &[u64], b: &[u64], f: usize, out: [&mut [u64]; 3]) {
-        let pv = _mm512_set1_epi64(p as i64);
-        // SAFETY: the features are enabled here.
-        let c = unsafe { Split28::new(p) };
-        let [o0, o1, o2] = out;
-        for (tile, (a, b)) in a
-            .chunks_exact(24 * f)
-            .zip(b.chunks_exact(16 * f))
-            .enumerate()
-        {
-            let (mut r0, mut r1, mut r2) = (
-                _mm512_setzero_si512(),
-                _mm512_setzero_si512(),
-                _mm512_setzero_si512(),
-            );
-            for (ac, bc) in a.chunks(24 * SPLIT_CHUNK).zip(b.chunks(16 * SPLIT_CHUNK)) {
-                // SAFETY (block): the features are enabled here; every load reads 8 words
-                // inside its chunk.
-                unsafe {
-                    let (mut s0, mut s2, mut sk) = (Acc28::zero(), Acc28::zero(), Acc28::zero());
-                    for (x, y) in ac.chunks_exact(24).zip(bc.chunks_exact(16)) {
-                        let x0 = _mm512_loadu_si512(x.as_ptr().cast());
-                        let x1 = _mm512_loadu_si512(x.as_ptr().add(8).cast());
-                        let xs = _mm512_loadu_si512(x.as_ptr().add(16).cast());
-                        let y0 = _mm512_loadu_si512(y.as_ptr().cast());
-                        let y1 = _mm512_loadu_si512(y.as_ptr().add(8).cast());
-                        s0.mac(x0, y0);
-                        s2.mac(x1, y1);
-                        // xs < p < 2⁵⁶, y₀ + y₁ < 2p < 2⁵⁷.
-                        sk.mac(xs, _mm512_add_epi64(y0, y1));
-                    }
-                    let (s0, s2, sk) = (s0.reduce(&c, pv), s2.reduce(&c, pv), sk.reduce(&c, pv));
-                    r0 = add_mod(r0, s0, pv);
-                    r2 = add_mod(r2, s2, pv);
-                    r1 = add_mod(r1, sub_mod(sub_mod(sk, s0, pv), s2, pv), pv);
-                }
-            }
-            let at = tile * 8;
-            // SAFETY: `at + 8 ≤ n` for every tile; unaligned stores.
-            unsafe {
-                _mm512_storeu_si512(o0[at..at + 8].as_mut_ptr().cast(), r0);
-                _mm512_storeu_si512(o1[at..at + 8].as_mut_ptr().cast(), r1);
-                _mm512_storeu_si512(o2[at..at + 8].as_mut_ptr().cast(), r2);
-            }
-        }
-    }
-
-    /// [`accumulate_limb52`] for a prime below 2⁵⁶ on AVX-512F/DQ alone (the 28-bit split
-    /// of [`Acc28`], 64-bit Shoup weights); the same words.
-    ///
-    /// # Safety
-    /// The CPU must have AVX-512F and DQ; p < 2⁵⁶; shapes as for [`accumulate_limb52`], the
-    /// weights with 64-bit Shoup quotients.
-    #[target_feature(enable = "avx512f,avx512dq")]
-    pub unsafe fn accumulate_limb_split(
-        p: u64,
-        weights: &[(u64, u64)],
-        rows: &[[&[u64]; 4]],
-        out: [&mut [u64]; 3],
-    ) {
-        let pv = _mm512_set1_epi64(p as i64);
-        // SAFETY: the features are enabled here.
-        let c = unsafe { Split28::new(p) };
-        let [o0, o1, o2] = out;
-        for at in (0..o0.len()).step_by(8) {
-            let (mut r0, mut r1, mut r2) = (
-                _mm512_setzero_si512(),
-                _mm512_setzero_si512(),
-                _mm512_setzero_si512(),
-            );
-            for (wc, rc) in weights.chunks(SPLIT_CHUNK).zip(rows.chunks(SPLIT_CHUNK)) {
-                // SAFETY (block): the features are enabled here; `at + 8 ≤ n` for every row.
-                unsafe {
-                    let (mut s0, mut s1, mut s2) = (Acc28::zero(), Acc28::zero(), Acc28::zero());
-                    for (&(w, ws), [q0, q1, g0, g1]) in wc.iter().zip(rc) {
-                        let w = Twiddles::broadcast(w, ws);
-                        let load =
-                            |row: &[u64]| _mm512_loadu_si512(row[at..at + 8].as_ptr().cast());
-                        let a = sub_mod(load(q0), load(g0), pv);
-                        let b = sub_mod(load(q1), load(g1), pv);
-                        // a, b < p < 2⁵⁶; the weighted ones below 2p < 2⁵⁷.
-                        let aw = mul_shoup_lazy(a, w.w, w.ws, w.ws_hi, pv);
-                        let bw = mul_shoup_lazy(b, w.w, w.ws, w.ws_hi, pv);
-                        s0.mac(a, aw);
-                        s1.mac(b, aw);
-                        s2.mac(b, bw);
-                    }
-                    r0 = add_mod(r0, s0.reduce(&c, pv), pv);
-                    r1 = add_mod(r1, s1.reduce(&c, pv), pv);
-                    r2 = add_mod(r2, s2.reduce(&c, pv), pv);
-                }
-            }
-            // SAFETY: `at + 8 ≤ n`; unaligned stores; the features are enabled here.
-            unsafe {
-                _mm512_storeu_si512(o0[at..at + 8].as_mut_ptr().cast(), r0);
-                _mm512_storeu_si512(o1[at..at + 8].as_mut_ptr().cast(), add_mod(r1, r1, pv));
-                _mm512_storeu_si512(o2[at..at + 8].as_mut_ptr().cast(), r2);
             }
         }
     }
