@@ -20,7 +20,6 @@ use burn::optim::Optimizer;
 use burn::record::{BinFileRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::backend::AutodiffBackend;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
 /// Format of `state.json`.
@@ -70,15 +69,20 @@ fn error(what: &str, path: &Path, e: impl std::fmt::Display) -> TrainError {
 /// The digest of everything that shapes a run except the epoch budget and the output
 /// folder (a run may be resumed with more epochs, or from a moved folder).
 pub fn recipe_digest(config: &TrainConfig) -> String {
+    let mut value = config_without_out(config);
+    if let Some(training) = value.get_mut("training").and_then(|t| t.as_object_mut()) {
+        training.remove("epochs");
+    }
+    crate::export::sha256_hex(value.to_string().as_bytes())
+}
+
+/// The config as JSON without its output folder (what digests of a recipe cover).
+pub(crate) fn config_without_out(config: &TrainConfig) -> serde_json::Value {
     let mut value = serde_json::to_value(config).expect("a config serializes");
     if let Some(object) = value.as_object_mut() {
         object.remove("out");
-        if let Some(training) = object.get_mut("training").and_then(|t| t.as_object_mut()) {
-            training.remove("epochs");
-        }
     }
-    let digest = Sha256::digest(value.to_string().as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    value
 }
 
 /// Writes the checkpoint of epoch `state.epoch` into `dir` and removes older ones.

@@ -234,27 +234,17 @@ pub fn run_with<B: burn::tensor::backend::AutodiffBackend>(
 /// folder its listing — every file's path, size and modification time — so that a changed
 /// dataset is a different model. Two configs with the same digest train the same model.
 pub fn model_digest(config: &TrainConfig) -> Result<String> {
-    use sha2::{Digest, Sha256};
-    let mut value = serde_json::to_value(config).expect("a config serializes");
-    if let Some(object) = value.as_object_mut() {
-        object.remove("out");
-    }
-    let mut hasher = Sha256::new();
-    hasher.update(value.to_string().as_bytes());
+    let mut text = checkpoint::config_without_out(config).to_string();
     if let Some(path) = &config.data.path {
         let mut files = Vec::new();
         list_files(path, path, &mut files)?;
         files.sort();
         for line in files {
-            hasher.update(line.as_bytes());
-            hasher.update(b"\n");
+            text.push('\n');
+            text.push_str(&line);
         }
     }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    Ok(export::sha256_hex(text.as_bytes()))
 }
 
 /// "relative path, size, modification time (ns)" for every file under `dir`.
