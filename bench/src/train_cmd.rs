@@ -17,8 +17,8 @@ use train::CpuTraining;
 #[derive(Args, Debug)]
 pub struct TrainArgs {
     /// Training config (YAML).
-    #[arg(long)]
-    config: PathBuf,
+    #[arg(long, required_unless_present = "bench")]
+    config: Option<PathBuf>,
     /// Train on the first CUDA GPU (needs a build with `--features cuda` and a driver).
     #[arg(long)]
     cuda: bool,
@@ -29,6 +29,22 @@ pub struct TrainArgs {
     /// Stop after this many epochs in all (resume later with `--resume`).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     stop_after: Option<u64>,
+    /// Time training steps on random images instead of training (no data, no output
+    /// folder): pairs/s and images/s at `--size`, `--width`, `--batch`.
+    #[arg(long, conflicts_with_all = ["config", "resume", "stop_after"])]
+    bench: bool,
+    /// Network input side for `--bench` (a multiple of 32).
+    #[arg(long, default_value_t = 64, requires = "bench")]
+    size: usize,
+    /// Width multiplier for `--bench`.
+    #[arg(long, default_value_t = 0.25, requires = "bench")]
+    width: f64,
+    /// Pairs per step for `--bench`.
+    #[arg(long, default_value_t = 32, requires = "bench", value_parser = clap::value_parser!(u64).range(1..=4096))]
+    batch: u64,
+    /// Timed steps for `--bench` (after one warm-up step).
+    #[arg(long, default_value_t = 10, requires = "bench", value_parser = clap::value_parser!(u64).range(1..=100000))]
+    steps: u64,
 }
 
 #[derive(Args, Debug)]
@@ -55,7 +71,14 @@ pub struct EvalArgs {
 }
 
 pub fn train(args: &TrainArgs) -> Result<()> {
-    let config = train::read_config(&args.config)?;
+    if args.bench {
+        return bench(args);
+    }
+    let config = train::read_config(
+        args.config
+            .as_ref()
+            .expect("clap: required without --bench"),
+    )?;
     let stop_after = args.stop_after.map(|e| e as usize);
     let outcome = if args.cuda {
         train_on_cuda(&config, args.resume, stop_after)?
@@ -128,20 +151,99 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     )
 }
 
+/// `touchstone train --bench`: training steps on random images, then the augmenter alone.
+fn bench(args: &TrainArgs) -> Result<()> {
+    let model = train::model::ModelConfig {
+        input_size: args.size,
+        width: args.width,
+    };
+    let (batch, steps) = (args.batch as usize, args.steps as usize);
+    let augmenter = datasets::augment::Augmenter::preset("blindtouch-socofing")?;
+    let augment = train::speed::augment_seconds(&augmenter, args.size, batch, 3)
+        .map_err(anyhow::Error::msg)?;
+    let mut runs = Vec::new();
+    if args.cuda {
+        runs.push(("cuda (Burn)", bench_on_cuda(&model, batch, steps)?));
+    } else {
+        // Burn's own operations first, then touchstone's CPU kernels, in one process.
+        for (name, kernels) in [
+            ("cpu, Burn Flex ops", false),
+            ("cpu, touchstone kernels", true),
+        ] {
+            train::cpu_ops::set_enabled(kernels);
+            let device = Default::default();
+            let speed = train::speed::training_steps::<CpuTraining>(&model, batch, steps, &device)
+                .map_err(anyhow::Error::msg)?;
+            runs.push((name, speed));
+        }
+        train::cpu_ops::set_enabled(true);
+    }
+    let mut t = Table::new(&[
+        "backend",
+        "input",
+        "width",
+        "batch",
+        "steps",
+        "pairs/s",
+        "images/s",
+        "augment ms/batch",
+    ]);
+    for (backend, speed) in &runs {
+        t.row(vec![
+            backend.to_string(),
+            format!("{0}×{0}", speed.input_size),
+            format!("{}", speed.width),
+            format!("{}", speed.batch),
+            format!("{}", speed.steps),
+            format!("{:.1}", speed.pairs_per_second),
+            format!("{:.1}", speed.images_per_second),
+            format!("{:.1}", 1e3 * augment),
+        ]);
+    }
+    println!("{}", t.render());
+    if let [(_, before), (_, after)] = &runs[..] {
+        println!(
+            "touchstone's kernels / Burn's ops: {:.2}×",
+            after.pairs_per_second / before.pairs_per_second
+        );
+    }
+    println!(
+        "training steps on random images (both forward passes, backward, Adam), after one warm-up step; \
+         augmentation (blindtouch-socofing preset, one thread per image) timed separately"
+    );
+    Ok(())
+}
+
 #[cfg(feature = "cuda")]
-pub(crate) fn train_on_cuda(
-    config: &train::config::TrainConfig,
-    resume: bool,
-    stop_after: Option<usize>,
-) -> Result<train::Result<train::RunReport>> {
-    use burn::prelude::*;
-    // cudarc panics on its first driver call when no driver is installed: probe with a
-    // one-element tensor (panic output silenced) and report a missing GPU as an error.
+fn bench_on_cuda(
+    model: &train::model::ModelConfig,
+    batch: usize,
+    steps: usize,
+) -> Result<train::speed::StepSpeed> {
     let device = Default::default();
+    probe_cuda(&device)?;
+    train::speed::training_steps::<train::CudaTraining>(model, batch, steps, &device)
+        .map_err(anyhow::Error::msg)
+}
+
+#[cfg(not(feature = "cuda"))]
+fn bench_on_cuda(
+    _model: &train::model::ModelConfig,
+    _batch: usize,
+    _steps: usize,
+) -> Result<train::speed::StepSpeed> {
+    anyhow::bail!("this touchstone was built without CUDA: rebuild with `cargo build --release -p bench --features cuda`")
+}
+
+/// cudarc panics on its first driver call when no driver is installed: probe with a
+/// one-element tensor (panic output silenced) and report a missing GPU as an error.
+#[cfg(feature = "cuda")]
+fn probe_cuda(device: &burn::tensor::Device<train::CudaBackend>) -> Result<()> {
+    use burn::prelude::*;
     let hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
     let probe = std::panic::catch_unwind(|| {
-        Tensor::<train::CudaBackend, 1>::zeros([1], &device).into_data();
+        Tensor::<train::CudaBackend, 1>::zeros([1], device).into_data();
     });
     std::panic::set_hook(hook);
     if probe.is_err() {
@@ -149,6 +251,17 @@ pub(crate) fn train_on_cuda(
             "no usable CUDA device (no driver or no GPU found); train on the CPU without --cuda"
         );
     }
+    Ok(())
+}
+
+#[cfg(feature = "cuda")]
+pub(crate) fn train_on_cuda(
+    config: &train::config::TrainConfig,
+    resume: bool,
+    stop_after: Option<usize>,
+) -> Result<train::Result<train::RunReport>> {
+    let device = Default::default();
+    probe_cuda(&device)?;
     eprintln!(
         "training on CUDA device 0; model folder {}",
         config.out.display()
