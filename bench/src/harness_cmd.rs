@@ -121,6 +121,16 @@ pub fn run(args: &RunArgs) -> Result<()> {
         crate::harness::compare_study::run(&args.config, &text)?;
         return Ok(());
     }
+    if crate::harness::pipeline_study::is_study(&text) {
+        if args.shard.is_some() || args.resume.is_some() || args.max_rows.is_some() {
+            anyhow::bail!(
+                "{} is a preprocessing comparison: it runs whole (no --shard, --resume or --max-rows; its trained models are cached, so a rerun retrains none)",
+                args.config.display()
+            );
+        }
+        crate::harness::pipeline_study::run(&args.config, &text)?;
+        return Ok(());
+    }
     if crate::harness::bpkem_study::is_study(&text) {
         if args.shard.is_some() || args.resume.is_some() || args.max_rows.is_some() {
             anyhow::bail!(

@@ -706,3 +706,117 @@ fn a_model_trained_by_the_harness_is_cached_by_its_digest_and_never_retrained() 
         assert_eq!(cached_models(&tmp.path().join("out")).len(), 3);
     }
 }
+
+const PIPELINES: &str = "name: pipes
+pipelines:
+  recipe: train.yaml
+  candidates:
+    - blindtouch-socofing
+    - name: closing
+      steps:
+        - { step: resize, width: 32, height: 32 }
+        - { step: dilate }
+        - { step: erode }
+  seeds: [1, 2]
+  bootstrap: 50
+outputs:
+  dir: out
+";
+
+/// The preprocessing comparison trains one model per pipeline and seed (four here, on
+/// 30 tiny prints), writes its table, scores and figure, and on a rerun retrains none.
+#[test]
+fn the_preprocessing_comparison_trains_one_model_per_pipeline_and_seed_and_caches_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("train.yaml"), TRAIN).unwrap();
+    std::fs::write(tmp.path().join("pipes.yaml"), PIPELINES).unwrap();
+    let first = touchstone(&["run", "pipes.yaml"], tmp.path());
+    assert!(first.status.success(), "{}", text(&first));
+    assert_eq!(
+        text(&first).matches("training the model").count(),
+        4,
+        "{}",
+        text(&first)
+    );
+    assert_eq!(cached_models(&tmp.path().join("out")).len(), 4);
+    let runs: Vec<PathBuf> = std::fs::read_dir(tmp.path().join("out/pipes"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let [run] = runs.try_into().unwrap();
+    let result: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("pipelines.json")).unwrap())
+            .unwrap();
+    let rows = result["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["pipeline"], "blindtouch-socofing");
+    assert_eq!(rows[1]["pipeline"], "closing");
+    // The reference's difference to itself is exactly zero; every interval holds its
+    // estimate; each row has one model per seed, and the models differ.
+    assert_eq!(rows[0]["eer_difference"]["high"], 0.0);
+    for row in rows {
+        for metric in ["eer", "f1", "rank1", "eer_difference"] {
+            let i = &row[metric];
+            let (lo, est, hi) = (
+                i["low"].as_f64().unwrap(),
+                i["estimate"].as_f64().unwrap(),
+                i["high"].as_f64().unwrap(),
+            );
+            assert!(lo <= est + 1e-9 && est <= hi + 1e-9, "{metric}: {i}");
+        }
+        assert_eq!(row["per_seed"].as_array().unwrap().len(), 2);
+    }
+    let models: std::collections::BTreeSet<String> = rows
+        .iter()
+        .flat_map(|r| r["per_seed"].as_array().unwrap().iter())
+        .map(|m| m["model"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(models.len(), 4);
+    let summary = std::fs::read_to_string(run.join("summary.md")).unwrap();
+    assert!(summary.contains("| closing |"), "{summary}");
+    assert!(run.join("figures/pipelines.png").is_file());
+    assert!(run.join("scores.json").is_file());
+
+    let second = touchstone(&["run", "pipes.yaml"], tmp.path());
+    assert!(second.status.success(), "{}", text(&second));
+    assert!(
+        !text(&second).contains("training the model"),
+        "{}",
+        text(&second)
+    );
+    assert_eq!(text(&second).matches("reusing the model").count(), 4);
+}
+
+#[test]
+fn preprocessing_comparison_configs_are_checked_before_anything_trains() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("train.yaml"), TRAIN).unwrap();
+    for (bad, expected) in [
+        (
+            "  seeds: [1, 2]",
+            "  seeds: [1, 1]",
+            "seed 1 is listed twice",
+        ),
+        ("  seeds: [1, 2]", "  seeds: []", "give 1 to 20 seeds"),
+        ("  bootstrap: 50", "  bootstrap: 5", "between 10 and"),
+        (
+            "  recipe: train.yaml",
+            "  recipe: nowhere.yaml",
+            "nowhere.yaml",
+        ),
+        ("    - blindtouch-socofing", "    - sharpen", "`sharpen`"),
+        (
+            "  seeds: [1, 2]",
+            "  seeds: [1, 2]\n  reference: nope",
+            "`nope` is not a candidate",
+        ),
+    ]
+    .map(|(from, to, why)| (PIPELINES.replace(from, to), why))
+    {
+        std::fs::write(tmp.path().join("bad.yaml"), &bad).unwrap();
+        let out = touchstone(&["run", "bad.yaml"], tmp.path());
+        assert!(!out.status.success(), "{bad}");
+        assert!(text(&out).contains(expected), "{expected}: {}", text(&out));
+        assert!(!text(&out).contains("training the model"), "{}", text(&out));
+    }
+}

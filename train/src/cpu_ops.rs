@@ -10,10 +10,11 @@
 //! matrix product per image (`matrixmultiply`), its weight, bias and input gradients three
 //! more, images in parallel; swish and pooling are one pass forward and one backward.
 //!
-//! Only the CPU training backend ([`crate::CpuTraining`]) takes these paths, chosen by
-//! type at run time (Rust has no specialisation; the tensor is moved through `Any`, no
-//! `unsafe`): the model stays generic, inference and the CUDA backend run Burn's own
-//! operations unchanged. The tests hold forward values and every gradient to Burn's.
+//! Only the CPU backends ([`crate::CpuTraining`] for training, [`crate::CpuBackend`] for
+//! inference, forward passes only) take these paths, chosen by type at run time (Rust has
+//! no specialisation; the tensor is moved through `Any`, no `unsafe`): the model stays
+//! generic and the CUDA backend runs Burn's own operations unchanged. The tests hold
+//! forward values and every gradient to Burn's.
 
 use crate::CpuBackend;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -47,8 +48,28 @@ pub fn enabled() -> bool {
 }
 type Raw = <CpuBackend as burn::tensor::backend::BackendTypes>::FloatTensorPrimitive;
 
+/// Whether backend `B` is backend `T`.
+fn is<B: Backend, T: Backend>() -> bool {
+    std::any::TypeId::of::<B>() == std::any::TypeId::of::<T>()
+}
+
+/// Whether `B` takes these kernels for inference: the CPU backend, kernels on.
+pub fn fast_inference<B: Backend>() -> bool {
+    enabled() && is::<B, CpuBackend>()
+}
+
+/// The raw CPU tensor of a tensor of `B`, which the caller checked is the CPU backend.
+fn raw<B: Backend, const D: usize>(x: Tensor<B, D>) -> Raw {
+    same::<B, CpuBackend, D>(x).into_primitive().tensor()
+}
+
+/// A raw CPU tensor as a tensor of `B`, which the caller checked is the CPU backend.
+fn wrap<B: Backend, const D: usize>(raw: Raw) -> Tensor<B, D> {
+    same::<CpuBackend, B, D>(Tensor::from_primitive(TensorPrimitive::Float(raw)))
+}
+
 /// `conv.forward(x)` for a 3×3 convolution with stride 1, padding 1 and a bias (what the
-/// model's blocks use); the fast path on the CPU training backend.
+/// model's blocks use); these kernels on the CPU backends.
 pub fn conv3x3<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
     use burn::nn::PaddingConfig2d::{Explicit, Same};
     let fits = enabled()
@@ -57,44 +78,67 @@ pub fn conv3x3<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
         && conv.stride == [1, 1]
         && conv.dilation == [1, 1]
         && conv.groups == 1
-        && x.dims()[2] > 1
-        && x.dims()[3] > 1;
-    match (fits, conv.bias.as_ref()) {
-        (true, Some(bias)) if std::any::TypeId::of::<B>() == std::any::TypeId::of::<Ad>() => {
-            let cast_in = |t| same::<B, Ad, 4>(t);
-            let bias = same::<B, Ad, 1>(bias.val());
-            let out = conv_ad(cast_in(x), cast_in(conv.weight.val()), bias);
-            same::<Ad, B, 4>(out)
-        }
-        _ => conv.forward(x),
+        && x.dims()[2..].iter().all(|&side| side > 0);
+    let Some(bias) = conv.bias.as_ref().filter(|_| fits) else {
+        return conv.forward(x);
+    };
+    if is::<B, Ad>() {
+        let cast_in = |t| same::<B, Ad, 4>(t);
+        let bias = same::<B, Ad, 1>(bias.val());
+        let out = conv_ad(cast_in(x), cast_in(conv.weight.val()), bias);
+        same::<Ad, B, 4>(out)
+    } else if is::<B, CpuBackend>() {
+        let [n, c, h, w] = x.dims();
+        let o = conv.weight.dims()[0];
+        let s = ConvShape { n, c, o, h, w };
+        let out = conv_forward(
+            &to_vec(raw(x)),
+            &to_vec(raw(conv.weight.val())),
+            &to_vec(raw(bias.val())),
+            s,
+        );
+        wrap(from_vec(out, vec![n, o, h, w]))
+    } else {
+        conv.forward(x)
     }
 }
 
-/// Swish x·σ(x); the fast path on the CPU training backend.
+/// Swish x·σ(x); these kernels on the CPU backends.
 pub fn swish<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
-    match cast::<B, Ad, 4>(x) {
-        Ok(x) if enabled() => same::<Ad, B, 4>(swish_ad(x)),
-        Ok(x) => same::<Ad, B, 4>(silu(x)),
-        Err(x) => silu(x),
+    if !enabled() {
+        silu(x)
+    } else if is::<B, Ad>() {
+        same::<Ad, B, 4>(swish_ad(same::<B, Ad, 4>(x)))
+    } else if is::<B, CpuBackend>() {
+        let shape = x.dims().to_vec();
+        let (out, _) = swish_values(&to_vec(raw(x)));
+        wrap(from_vec(out, shape))
+    } else {
+        silu(x)
     }
 }
 
 /// `pool.forward(x)` for a 2×2 max pooling with stride 2 and no padding on even sides
-/// (the model's blocks); the fast path on the CPU training backend.
+/// (the model's blocks); these kernels on the CPU backends.
 pub fn max_pool2<B: Backend>(pool: &MaxPool2d, x: Tensor<B, 4>) -> Tensor<B, 4> {
-    let [_, _, h, w] = x.dims();
+    let [n, c, h, w] = x.dims();
     let fits = enabled()
         && pool.kernel_size == [2, 2]
         && pool.stride == [2, 2]
         && pool.dilation == [1, 1]
         && matches!(pool.padding, burn::nn::PaddingConfig2d::Valid)
         && !pool.ceil_mode
+        && h >= 2
+        && w >= 2
         && h % 2 == 0
         && w % 2 == 0;
-    match cast::<B, Ad, 4>(x) {
-        Ok(x) if fits => same::<Ad, B, 4>(max_pool2_ad(x)),
-        Ok(x) => pool.forward(same::<Ad, B, 4>(x)),
-        Err(x) => pool.forward(x),
+    if fits && is::<B, Ad>() {
+        same::<Ad, B, 4>(max_pool2_ad(same::<B, Ad, 4>(x)))
+    } else if fits && is::<B, CpuBackend>() {
+        let (out, _) = max_pool2_values(&to_vec(raw(x)), h, w);
+        wrap(from_vec(out, vec![n, c, h / 2, w / 2]))
+    } else {
+        pool.forward(x)
     }
 }
 
@@ -425,10 +469,8 @@ impl Backward<CpuBackend, 1> for SwishBackward {
     }
 }
 
-fn swish_ad(x: Tensor<Ad, 4>) -> Tensor<Ad, 4> {
-    let x = x.into_primitive().tensor();
-    let shape = dims(&x.primitive);
-    let values = to_vec(x.primitive.clone());
+/// Swish of every value, and σ of every value (for the backward pass).
+fn swish_values(values: &[f32]) -> (Vec<f32>, Vec<f32>) {
     let mut sigma = vec![0.0f32; values.len()];
     let mut out = vec![0.0f32; values.len()];
     out.par_chunks_mut(4096)
@@ -439,6 +481,13 @@ fn swish_ad(x: Tensor<Ad, 4>) -> Tensor<Ad, 4> {
                 *o = x * *s;
             }
         });
+    (out, sigma)
+}
+
+fn swish_ad(x: Tensor<Ad, 4>) -> Tensor<Ad, 4> {
+    let x = x.into_primitive().tensor();
+    let shape = dims(&x.primitive);
+    let (out, sigma) = swish_values(&to_vec(x.primitive.clone()));
     let out = from_vec(out, shape.clone());
     let result = match SwishBackward
         .prepare::<NoCheckpointing>([x.node.clone()])
@@ -482,11 +531,8 @@ impl Backward<CpuBackend, 1> for MaxPoolBackward {
     }
 }
 
-fn max_pool2_ad(x: Tensor<Ad, 4>) -> Tensor<Ad, 4> {
-    let x = x.into_primitive().tensor();
-    let shape = dims(&x.primitive);
-    let (h, w) = (shape[2], shape[3]);
-    let values = to_vec(x.primitive.clone());
+/// 2×2 maxima of planes h × w (h and w even), and where in its window each one was.
+fn max_pool2_values(values: &[f32], h: usize, w: usize) -> (Vec<f32>, Vec<u8>) {
     let outputs = values.len() / 4;
     let mut out = vec![0.0f32; outputs];
     let mut argmax = vec![0u8; outputs];
@@ -516,6 +562,14 @@ fn max_pool2_ad(x: Tensor<Ad, 4>) -> Tensor<Ad, 4> {
                 (*o, *a) = (best, at);
             }
         });
+    (out, argmax)
+}
+
+fn max_pool2_ad(x: Tensor<Ad, 4>) -> Tensor<Ad, 4> {
+    let x = x.into_primitive().tensor();
+    let shape = dims(&x.primitive);
+    let (h, w) = (shape[2], shape[3]);
+    let (out, argmax) = max_pool2_values(&to_vec(x.primitive.clone()), h, w);
     let out_shape = vec![shape[0], shape[1], h / 2, w / 2];
     let out = from_vec(out, out_shape);
     let result = match MaxPoolBackward
@@ -646,19 +700,42 @@ mod tests {
         }
     }
 
-    /// Other backends take Burn's own operations: the inner (inference) backend here.
+    /// Inference on the CPU backend takes these kernels' forward passes (Burn's values
+    /// within rounding); other backends (ndarray here) Burn's own operations exactly.
     #[test]
-    fn inference_runs_burns_operations() {
+    fn inference_on_the_cpu_matches_burns_and_other_backends_run_burns() {
+        use burn::nn::pool::MaxPool2dConfig;
+        type Nd = burn_ndarray::NdArray;
         let device = Default::default();
-        let conv = Conv2dConfig::new([1, 2], [3, 3])
+        let conv = Conv2dConfig::new([2, 3], [3, 3])
             .with_padding(PaddingConfig2d::Same)
             .init::<CpuBackend>(&device);
+        let pool = MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init();
         let x =
-            Tensor::<CpuBackend, 4>::random([1, 1, 4, 4], Distribution::Normal(0.0, 1.0), &device);
+            Tensor::<CpuBackend, 4>::random([2, 2, 6, 4], Distribution::Normal(0.0, 2.0), &device);
+        let pairs = [
+            (conv3x3(&conv, x.clone()), conv.forward(x.clone())),
+            (swish(x.clone()), silu(x.clone())),
+            (max_pool2(&pool, x.clone()), pool.forward(x.clone())),
+        ];
+        for (ours, burns) in pairs {
+            burns
+                .into_data()
+                .assert_approx_eq::<f32>(&ours.into_data(), Tolerance::absolute(1e-5));
+        }
+        let nd_device = Default::default();
+        let nd_conv = Conv2dConfig::new([2, 3], [3, 3])
+            .with_padding(PaddingConfig2d::Same)
+            .init::<Nd>(&nd_device);
+        let nx = Tensor::<Nd, 4>::from_data(x.into_data(), &nd_device);
         assert_eq!(
-            conv3x3(&conv, x.clone()).into_data(),
-            conv.forward(x.clone()).into_data()
+            conv3x3(&nd_conv, nx.clone()).into_data(),
+            nd_conv.forward(nx.clone()).into_data()
         );
-        assert_eq!(swish(x.clone()).into_data(), silu(x).into_data());
+        assert_eq!(swish(nx.clone()).into_data(), silu(nx.clone()).into_data());
+        assert_eq!(
+            max_pool2(&pool, nx.clone()).into_data(),
+            pool.forward(nx).into_data()
+        );
     }
 }

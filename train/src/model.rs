@@ -93,11 +93,29 @@ impl<B: Backend> Block<B> {
         let x = crate::cpu_ops::conv3x3(&self.conv, x);
         let x = if B::ad_enabled(&x.device()) && crate::cpu_ops::enabled() {
             batch_norm_train(&self.norm, x)
+        } else if crate::cpu_ops::fast_inference::<B>() {
+            batch_norm_inference(&self.norm, x)
         } else {
             self.norm.forward(x)
         };
         crate::cpu_ops::max_pool2(&self.pool, crate::cpu_ops::swish(x))
     }
+}
+
+/// Burn's `BatchNorm` in inference mode (running statistics) as one per-row affine map
+/// x·a + b, a = γ/√(σ² + ε), b = β − μ·a, from [N, C, 1] coefficients (the form Flex runs
+/// on its SIMD path; see [`batch_norm_train`]).
+pub(crate) fn batch_norm_inference<B: Backend>(
+    norm: &BatchNorm<B>,
+    x: Tensor<B, 4>,
+) -> Tensor<B, 4> {
+    let [n, c, h, w] = x.dims();
+    let rows = x.reshape([n, c, h * w]);
+    let mean = norm.running_mean.value().reshape([1, c, 1]);
+    let var = norm.running_var.value().reshape([1, c, 1]);
+    let a = norm.gamma.val().reshape([1, c, 1]) / var.add_scalar(norm.epsilon).sqrt();
+    let b = norm.beta.val().reshape([1, c, 1]) - mean * a.clone();
+    (rows * a.repeat_dim(0, n) + b.repeat_dim(0, n)).reshape([n, c, h, w])
 }
 
 /// Burn's `BatchNorm` in training mode, computed in a form the CPU backend runs fast:
@@ -387,5 +405,31 @@ mod tests {
             .unzip();
         running[0].assert_approx_eq::<f32>(&TensorData::new(mean, [5]), Tolerance::absolute(1e-4));
         running[1].assert_approx_eq::<f32>(&TensorData::new(var, [5]), Tolerance::absolute(1e-3));
+    }
+
+    #[test]
+    fn inference_batch_norm_matches_burns() {
+        type Cpu = burn::backend::Flex;
+        let device = Default::default();
+        let mut norm = BatchNormConfig::new(4).init::<Cpu>(&device);
+        norm.gamma = burn::module::Param::from_tensor(Tensor::random(
+            [4],
+            Distribution::Uniform(0.5, 2.0),
+            &device,
+        ));
+        norm.beta = burn::module::Param::from_tensor(Tensor::random(
+            [4],
+            Distribution::Normal(0.0, 1.0),
+            &device,
+        ));
+        norm.running_mean =
+            burn::module::RunningState::new(Tensor::from_floats([0.3, -1.0, 2.0, 0.0], &device));
+        norm.running_var =
+            burn::module::RunningState::new(Tensor::from_floats([0.5, 2.0, 1.0, 4.0], &device));
+        let x = Tensor::<Cpu, 4>::random([3, 4, 5, 6], Distribution::Normal(0.0, 2.0), &device);
+        norm.forward(x.clone()).into_data().assert_approx_eq::<f32>(
+            &batch_norm_inference(&norm, x).into_data(),
+            Tolerance::absolute(1e-5),
+        );
     }
 }

@@ -1,6 +1,6 @@
 //! The experiment harness: YAML configs with sweeps ([`config`], [`sweep`]), the runner
 //! with resume ([`run`]), deployed points' servers and clients ([`deployment`]), rows
-//! and their export ([`rows`]), summaries and figures ([`report`], [`figures`]), provenance ([`manifest`]), the regression gate
+//! and their export ([`rows`]), summaries and figures ([`report`], [`figures`]), provenance ([`manifest`]), the studies that are not sweeps ([`compare_study`], [`bpkem_study`], [`pipeline_study`]), the regression gate
 //! ([`regress`]), and sweeps split over several processes or machines ([`shard`],
 //! [`merge`], [`slurm`]).
 
@@ -13,6 +13,7 @@ pub mod figures;
 pub mod machine;
 pub mod manifest;
 pub mod merge;
+pub mod pipeline_study;
 pub mod regress;
 pub mod report;
 pub mod rows;

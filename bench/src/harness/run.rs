@@ -633,7 +633,18 @@ pub(crate) fn ensure_trained(
     outputs: &Path,
     device: super::config::TrainDevice,
 ) -> Result<PathBuf> {
-    let mut tc = train::read_config(train_config)?;
+    let tc = train::read_config(train_config)?;
+    ensure_trained_config(tc, &train_config.display().to_string(), outputs, device)
+}
+
+/// [`ensure_trained`] for a training config already in memory (`label` names it in
+/// messages).
+pub(crate) fn ensure_trained_config(
+    mut tc: train::config::TrainConfig,
+    label: &str,
+    outputs: &Path,
+    device: super::config::TrainDevice,
+) -> Result<PathBuf> {
     let digest = train::model_digest(&tc)?;
     let folder = outputs
         .join("cache")
@@ -651,18 +662,13 @@ pub(crate) fn ensure_trained(
     // A whole model folder (its checksums verify) is reused as it is.
     if train::export::load_head(&folder).is_ok() {
         println!(
-            "reusing the model trained from {} in {}",
-            train_config.display(),
+            "reusing the model trained from {label} in {}",
             folder.display()
         );
         return Ok(folder);
     }
     tc.out = folder.clone();
-    println!(
-        "training the model from {} into {}",
-        train_config.display(),
-        folder.display()
-    );
+    println!("training the model from {label} into {}", folder.display());
     let outcome = match device {
         super::config::TrainDevice::Cuda => {
             match crate::train_cmd::train_on_cuda(&tc, true, None) {
