@@ -268,7 +268,7 @@ pub fn run(config_path: &Path, text: &str) -> Result<PathBuf> {
             let label = format!("pipeline `{}`, seed {seed}", pipeline.name);
             let model =
                 super::run::ensure_trained_config(tc, &label, &config.outputs.dir, p.device)?;
-            let (scores, description) = model_scores(
+            let (scores, images) = model_scores(
                 &model,
                 &data,
                 recipe.data.split_seed,
@@ -277,7 +277,11 @@ pub fn run(config_path: &Path, text: &str) -> Result<PathBuf> {
                 seed,
             )
             .with_context(|| format!("evaluating {label}"))?;
-            test_description = description;
+            test_description = format!(
+                "the test split of {} (split seed {}, {images} images)",
+                data.display(),
+                recipe.data.split_seed
+            );
             println!(
                 "  {:<28} seed {seed:<4} EER {:>6.2}%  F1 {:>6.2}%  rank-1 {:>6.2}%",
                 pipeline.name,
@@ -331,7 +335,7 @@ fn model_scores(
     seed: u64,
     pipeline: &str,
     training_seed: u64,
-) -> Result<(ModelScores, String)> {
+) -> Result<(ModelScores, usize)> {
     let test = TestSet::load(model, data, split_seed, seed, None)?;
     let workload = test.workload(8)?;
     let mut matcher = build_matcher(
@@ -356,7 +360,7 @@ fn model_scores(
             impostor: accuracy.scores.impostor,
             rank1_hits,
         },
-        test.description,
+        test.images,
     ))
 }
 
