@@ -776,6 +776,14 @@ fn the_preprocessing_comparison_trains_one_model_per_pipeline_and_seed_and_cache
     assert!(summary.contains("| closing |"), "{summary}");
     assert!(run.join("figures/pipelines.png").is_file());
     assert!(run.join("scores.json").is_file());
+    // `touchstone report` re-renders the run from pipelines.json.
+    std::fs::remove_file(run.join("summary.md")).unwrap();
+    let report = touchstone(&["report", run.to_str().unwrap()], tmp.path());
+    assert!(report.status.success(), "{}", text(&report));
+    assert_eq!(
+        std::fs::read_to_string(run.join("summary.md")).unwrap(),
+        summary
+    );
 
     let second = touchstone(&["run", "pipes.yaml"], tmp.path());
     assert!(second.status.success(), "{}", text(&second));

@@ -85,6 +85,16 @@ pub fn is_study(text: &str) -> bool {
     super::study::has_section(text, "pipelines")
 }
 
+/// A stored config (a run's manifest) for re-rendering: read as written, the recipe not
+/// opened (it may have moved since).
+pub fn parse_stored(text: &str, path: &Path) -> Result<StudyConfig> {
+    let config: StudyConfig = super::study::deserialize(text, path)?;
+    if let Err(why) = check_name(&config.name) {
+        bail!("{}: name: {why}", path.display());
+    }
+    Ok(config)
+}
+
 /// Parses and validates a config (the recipe is read and checked too).
 pub fn parse(text: &str, path: &Path) -> Result<(StudyConfig, train::config::TrainConfig)> {
     let config: StudyConfig = super::study::deserialize(text, path)?;
@@ -536,8 +546,8 @@ fn signed_pct(i: &Interval) -> String {
     )
 }
 
-/// summary.md and the figure.
-fn render(dir: &Path, config: &StudyConfig, result: &StudyResult) -> Result<()> {
+/// summary.md and the figure (also `touchstone report` of a run folder).
+pub fn render(dir: &Path, config: &StudyConfig, result: &StudyResult) -> Result<()> {
     let mut s = String::new();
     writeln!(s, "# {}\n", config.name)?;
     if !config.description.is_empty() {

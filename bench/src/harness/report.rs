@@ -94,6 +94,16 @@ pub fn render(dir: &Path) -> Result<()> {
                 .with_context(|| format!("parsing {}", path.display()))?;
             return super::compare_study::render(dir, &config, &result);
         }
+        if super::pipeline_study::is_study(&man.config) {
+            let config =
+                super::pipeline_study::parse_stored(&man.config, Path::new(&man.config_path))?;
+            let path = dir.join("pipelines.json");
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let result = serde_json::from_str(&text)
+                .with_context(|| format!("parsing {}", path.display()))?;
+            return super::pipeline_study::render(dir, &config, &result);
+        }
         if super::bpkem_study::is_study(&man.config) {
             let config =
                 super::bpkem_study::parse_stored(&man.config, Path::new(&man.config_path))?;

@@ -200,9 +200,11 @@ mod tests {
             {
                 continue;
             }
-            // Studies (BPKEM, scheme comparison) are not sweeps and refuse --shard.
+            // Studies (BPKEM, scheme and preprocessing comparisons) are not sweeps and
+            // refuse --shard.
             if crate::harness::bpkem_study::is_study(&text)
                 || crate::harness::compare_study::is_study(&text)
+                || crate::harness::pipeline_study::is_study(&text)
             {
                 studies += 1;
                 continue;
@@ -232,7 +234,10 @@ mod tests {
             checked += 1;
         }
         assert!(checked >= 5, "only {checked} experiment configs found");
-        assert_eq!(studies, 2, "bpkem.yaml and schemes-compare.yaml");
+        assert_eq!(
+            studies, 3,
+            "bpkem.yaml, schemes-compare.yaml and preprocessing-compare.yaml"
+        );
     }
 
     #[test]

@@ -53,9 +53,12 @@ pub fn plan(
 ) -> Result<Request> {
     let text = std::fs::read_to_string(config_path)
         .with_context(|| format!("reading {}", config_path.display()))?;
-    if super::bpkem_study::is_study(&text) || super::compare_study::is_study(&text) {
+    if super::bpkem_study::is_study(&text)
+        || super::compare_study::is_study(&text)
+        || super::pipeline_study::is_study(&text)
+    {
         bail!(
-            "{} is a study (BPKEM or scheme comparison), not a sweep: it runs whole with `touchstone run`, not as shards",
+            "{} is a study (BPKEM, scheme or preprocessing comparison), not a sweep: it runs whole with `touchstone run`, not as shards",
             config_path.display()
         );
     }
