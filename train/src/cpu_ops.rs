@@ -47,6 +47,7 @@ pub fn enabled() -> bool {
     ENABLED.load(std::sync::atomic::Ordering::Relaxed)
 }
 type Raw = <CpuBackend as burn::tensor::backend::BackendTypes>::FloatTensorPrimitive;
+type AdRaw = <Ad as burn::tensor::backend::BackendTypes>::FloatTensorPrimitive;
 
 /// Whether backend `B` is backend `T`.
 fn is<B: Backend, T: Backend>() -> bool {
@@ -427,12 +428,32 @@ fn conv_ad(x: Tensor<Ad, 4>, w: Tensor<Ad, 4>, b: Tensor<Ad, 1>) -> Tensor<Ad, 4
         s,
     );
     let out = from_vec(out, vec![n, o, h, wd]);
-    let result = match ConvBackward
-        .prepare::<NoCheckpointing>([x.node.clone(), w.node.clone(), b.node.clone()])
+    record(
+        ConvBackward,
+        [&x, &w, &b],
+        || (x.primitive.clone(), w.primitive.clone(), s),
+        out,
+    )
+}
+
+/// The output of `op` as an autodiff tensor: recorded with its backward state when a
+/// parent needs a gradient (the state built only then), a plain result otherwise.
+fn record<Op, const N: usize, const D: usize>(
+    op: Op,
+    parents: [&AdRaw; N],
+    state: impl FnOnce() -> Op::State,
+    out: Raw,
+) -> Tensor<Ad, D>
+where
+    Op: Backward<CpuBackend, N>,
+{
+    let nodes = parents.map(|p| p.node.clone());
+    let result = match op
+        .prepare::<NoCheckpointing>(nodes)
         .compute_bound()
         .stateful()
     {
-        OpsKind::Tracked(prep) => prep.finish((x.primitive, w.primitive, s), out),
+        OpsKind::Tracked(prep) => prep.finish(state(), out),
         OpsKind::UnTracked(prep) => prep.finish(out),
     };
     Tensor::from_primitive(TensorPrimitive::Float(result))
@@ -489,15 +510,12 @@ fn swish_ad(x: Tensor<Ad, 4>) -> Tensor<Ad, 4> {
     let shape = dims(&x.primitive);
     let (out, sigma) = swish_values(&to_vec(x.primitive.clone()));
     let out = from_vec(out, shape.clone());
-    let result = match SwishBackward
-        .prepare::<NoCheckpointing>([x.node.clone()])
-        .compute_bound()
-        .stateful()
-    {
-        OpsKind::Tracked(prep) => prep.finish((x.primitive, from_vec(sigma, shape)), out),
-        OpsKind::UnTracked(prep) => prep.finish(out),
-    };
-    Tensor::from_primitive(TensorPrimitive::Float(result))
+    record(
+        SwishBackward,
+        [&x],
+        || (x.primitive.clone(), from_vec(sigma, shape)),
+        out,
+    )
 }
 
 #[derive(Debug)]
@@ -572,15 +590,12 @@ fn max_pool2_ad(x: Tensor<Ad, 4>) -> Tensor<Ad, 4> {
     let (out, argmax) = max_pool2_values(&to_vec(x.primitive.clone()), h, w);
     let out_shape = vec![shape[0], shape[1], h / 2, w / 2];
     let out = from_vec(out, out_shape);
-    let result = match MaxPoolBackward
-        .prepare::<NoCheckpointing>([x.node.clone()])
-        .compute_bound()
-        .stateful()
-    {
-        OpsKind::Tracked(prep) => prep.finish((shape, std::sync::Arc::new(argmax)), out),
-        OpsKind::UnTracked(prep) => prep.finish(out),
-    };
-    Tensor::from_primitive(TensorPrimitive::Float(result))
+    record(
+        MaxPoolBackward,
+        [&x],
+        || (shape, std::sync::Arc::new(argmax)),
+        out,
+    )
 }
 
 #[cfg(test)]

@@ -81,37 +81,32 @@ pub fn load(dir: &Path) -> Result<(ExperimentConfig, Vec<Row>)> {
     Ok((config, log.rows))
 }
 
+/// A study's result file.
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
 /// Re-renders a run directory from its rows (never modifying rows.jsonl).
 pub fn render(dir: &Path) -> Result<()> {
     if let Some(man) = super::manifest::Manifest::read(dir)? {
         if super::compare_study::is_study(&man.config) {
             let config =
                 super::compare_study::parse(&man.config, Path::new(&man.config_path), false)?;
-            let path = dir.join("compare.json");
-            let text = std::fs::read_to_string(&path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            let result = serde_json::from_str(&text)
-                .with_context(|| format!("parsing {}", path.display()))?;
+            let result = read_json(&dir.join("compare.json"))?;
             return super::compare_study::render(dir, &config, &result);
         }
         if super::pipeline_study::is_study(&man.config) {
             let config =
                 super::pipeline_study::parse_stored(&man.config, Path::new(&man.config_path))?;
-            let path = dir.join("pipelines.json");
-            let text = std::fs::read_to_string(&path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            let result = serde_json::from_str(&text)
-                .with_context(|| format!("parsing {}", path.display()))?;
+            let result = read_json(&dir.join("pipelines.json"))?;
             return super::pipeline_study::render(dir, &config, &result);
         }
         if super::bpkem_study::is_study(&man.config) {
             let config =
                 super::bpkem_study::parse_stored(&man.config, Path::new(&man.config_path))?;
-            let path = dir.join("bpkem.json");
-            let text = std::fs::read_to_string(&path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            let result = serde_json::from_str(&text)
-                .with_context(|| format!("parsing {}", path.display()))?;
+            let result = read_json(&dir.join("bpkem.json"))?;
             return super::bpkem_study::render(dir, &config, &result);
         }
     }
