@@ -110,36 +110,14 @@ pub struct RegressArgs {
 pub fn run(args: &RunArgs) -> Result<()> {
     let text = std::fs::read_to_string(&args.config)
         .with_context(|| format!("reading {}", args.config.display()))?;
-    let study = crate::harness::compare_study::is_study(&text);
-    if study && (args.shard.is_some() || args.resume.is_some() || args.max_rows.is_some()) {
-        anyhow::bail!(
-            "{} is a scheme comparison: it runs whole (no --shard, --resume or --max-rows)",
-            args.config.display()
-        );
-    }
-    if study {
-        crate::harness::compare_study::run(&args.config, &text)?;
-        return Ok(());
-    }
-    if crate::harness::pipeline_study::is_study(&text) {
+    if let Some(kind) = crate::harness::study::kind(&text) {
         if args.shard.is_some() || args.resume.is_some() || args.max_rows.is_some() {
             anyhow::bail!(
-                "{} is a preprocessing comparison: it runs whole (no --shard, --resume or --max-rows; its trained models are cached, so a rerun retrains none)",
+                "{} is {kind}: it runs whole (no --shard, --resume or --max-rows; a preprocessing comparison's trained models are cached, so a rerun retrains none)",
                 args.config.display()
             );
         }
-        crate::harness::pipeline_study::run(&args.config, &text)?;
-        return Ok(());
-    }
-    if crate::harness::bpkem_study::is_study(&text) {
-        if args.shard.is_some() || args.resume.is_some() || args.max_rows.is_some() {
-            anyhow::bail!(
-                "{} is a BPKEM study: it runs whole (no --shard, --resume or --max-rows)",
-                args.config.display()
-            );
-        }
-        crate::harness::bpkem_study::run(&args.config, &text)?;
-        return Ok(());
+        return crate::harness::study::run(&args.config, &text);
     }
     let options = run::RunOptions {
         resume: args

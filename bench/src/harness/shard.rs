@@ -202,10 +202,7 @@ mod tests {
             }
             // Studies (BPKEM, scheme and preprocessing comparisons) are not sweeps and
             // refuse --shard.
-            if crate::harness::bpkem_study::is_study(&text)
-                || crate::harness::compare_study::is_study(&text)
-                || crate::harness::pipeline_study::is_study(&text)
-            {
+            if crate::harness::study::kind(&text).is_some() {
                 studies += 1;
                 continue;
             }

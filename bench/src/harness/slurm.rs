@@ -53,12 +53,9 @@ pub fn plan(
 ) -> Result<Request> {
     let text = std::fs::read_to_string(config_path)
         .with_context(|| format!("reading {}", config_path.display()))?;
-    if super::bpkem_study::is_study(&text)
-        || super::compare_study::is_study(&text)
-        || super::pipeline_study::is_study(&text)
-    {
+    if let Some(kind) = super::study::kind(&text) {
         bail!(
-            "{} is a study (BPKEM, scheme or preprocessing comparison), not a sweep: it runs whole with `touchstone run`, not as shards",
+            "{} is {kind}, not a sweep: it runs whole with `touchstone run`, not as shards",
             config_path.display()
         );
     }

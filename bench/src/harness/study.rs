@@ -6,6 +6,32 @@ use serde::de::DeserializeOwned;
 use std::fmt::Write as _;
 use std::path::Path;
 
+/// Which study a config is, by its section — `None` for a sweep. Studies run whole: no
+/// shards, resume or row limits.
+pub fn kind(text: &str) -> Option<&'static str> {
+    if super::compare_study::is_study(text) {
+        Some("a scheme comparison")
+    } else if super::pipeline_study::is_study(text) {
+        Some("a preprocessing comparison")
+    } else if super::bpkem_study::is_study(text) {
+        Some("a BPKEM study")
+    } else {
+        None
+    }
+}
+
+/// Runs the study `text` is (see [`kind`]).
+pub fn run(path: &Path, text: &str) -> Result<()> {
+    if super::compare_study::is_study(text) {
+        super::compare_study::run(path, text)?;
+    } else if super::pipeline_study::is_study(text) {
+        super::pipeline_study::run(path, text)?;
+    } else {
+        super::bpkem_study::run(path, text)?;
+    }
+    Ok(())
+}
+
 /// Does this YAML text have the top-level key `section`?
 pub fn has_section(text: &str, section: &str) -> bool {
     serde_yaml::from_str::<serde_yaml::Value>(text)
