@@ -70,8 +70,12 @@ fn error(what: &str, path: &Path, e: impl std::fmt::Display) -> TrainError {
 /// folder (a run may be resumed with more epochs, or from a moved folder).
 pub fn recipe_digest(config: &TrainConfig) -> String {
     let mut value = config_without_out(config);
-    if let Some(training) = value.get_mut("training").and_then(|t| t.as_object_mut()) {
-        training.remove("epochs");
+    // A constant rate lets a finished run be extended by more epochs; a schedule over
+    // the epochs depends on their number, so it stays in the digest then.
+    if config.training.schedule.is_constant() {
+        if let Some(training) = value.get_mut("training").and_then(|t| t.as_object_mut()) {
+            training.remove("epochs");
+        }
     }
     crate::export::sha256_hex(value.to_string().as_bytes())
 }

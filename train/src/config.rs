@@ -76,6 +76,68 @@ pub struct Optimisation {
     pub patience: usize,
     /// Seed of initialisation, pair sampling and augmentation.
     pub seed: u64,
+    /// What each batch trains on (default: Blind-Touch's labelled pairs). Left out of the
+    /// serialized config at its default, so recipes written before it keep their digests.
+    #[serde(default, skip_serializing_if = "Objective::is_pairs")]
+    pub objective: Objective,
+    /// Learning-rate schedule over the epochs (default: constant, as in the paper).
+    #[serde(default, skip_serializing_if = "Schedule::is_constant")]
+    pub schedule: Schedule,
+}
+
+/// The training objective. Both train the same network and head, scored the same way;
+/// they differ in how many pairs one batch of images teaches.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Objective {
+    /// Blind-Touch: every image is the first half of one pair, genuine or impostor with
+    /// probability 1/2, binary cross-entropy on the pair logits. A batch of B pairs
+    /// teaches B pairs.
+    #[default]
+    Pairs,
+    /// Every image of the batch is an enrolled print with its own genuine probe; the
+    /// logit of every enrolled print against every probe of the batch is scored (B²
+    /// pairs from the same 2B images: B genuine, B² − B impostor, the hardest among them
+    /// included), with class-balanced binary cross-entropy plus a symmetric softmax
+    /// (InfoNCE) term that ranks each print's genuine probe above its batch's impostors.
+    InBatch,
+}
+
+impl Objective {
+    /// True for the default.
+    pub fn is_pairs(&self) -> bool {
+        *self == Self::Pairs
+    }
+}
+
+/// How the learning rate changes over the epochs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Schedule {
+    /// The same rate every epoch.
+    #[default]
+    Constant,
+    /// Half a cosine from the rate at epoch 1 down towards 0 after the last epoch:
+    /// rate · (1 + cos(π · (epoch − 1) / epochs)) / 2.
+    Cosine,
+}
+
+impl Schedule {
+    /// True for the default.
+    pub fn is_constant(&self) -> bool {
+        *self == Self::Constant
+    }
+
+    /// The rate for `epoch` (from 1) of `epochs`, starting from `rate`.
+    pub fn rate(&self, rate: f64, epoch: usize, epochs: usize) -> f64 {
+        match self {
+            Self::Constant => rate,
+            Self::Cosine => {
+                let t = (epoch.saturating_sub(1)) as f64 / epochs.max(1) as f64;
+                rate * 0.5 * (1.0 + (std::f64::consts::PI * t).cos())
+            }
+        }
+    }
 }
 
 /// A whole training run.

@@ -9,6 +9,7 @@ use datasets::augment::Augmenter;
 use datasets::loaders::Dataset;
 use datasets::preprocess::Pipeline;
 use datasets::{Gray8, GrayF};
+use rand::seq::SliceRandom;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
@@ -122,6 +123,48 @@ pub fn sample_pairs(set: &ImageSet, rng: &mut ChaCha8Rng) -> Vec<Pair> {
             }
         })
         .collect()
+}
+
+/// One genuine pair per image, in a shuffled order, for the in-batch objective: the image
+/// as the enrolled print and another impression of its finger as the probe (the image
+/// itself when it has no other; the probe is augmented either way).
+pub fn sample_anchors(set: &ImageSet, rng: &mut ChaCha8Rng) -> Vec<Pair> {
+    let by_finger = set.by_finger();
+    let mut order: Vec<usize> = (0..set.len()).collect();
+    order.shuffle(rng);
+    order
+        .into_iter()
+        .map(|a| {
+            let own = &by_finger[&set.fingers[a]];
+            let others: Vec<usize> = own.iter().copied().filter(|&x| x != a).collect();
+            let b = if others.is_empty() {
+                a
+            } else {
+                others[rng.random_range(0..others.len())]
+            };
+            Pair { a, b, label: 1.0 }
+        })
+        .collect()
+}
+
+/// The [N, N] label matrix of a batch of anchors: 1 where enrolled print i and probe k
+/// are of the same finger (the diagonal, and any other image of a finger the batch holds
+/// twice), else 0.
+pub fn label_matrix<B: Backend>(
+    set: &ImageSet,
+    pairs: &[Pair],
+    device: &B::Device,
+) -> Tensor<B, 2> {
+    let n = pairs.len();
+    let labels: Vec<f32> = pairs
+        .iter()
+        .flat_map(|p| {
+            pairs
+                .iter()
+                .map(move |q| f32::from(u8::from(set.fingers[p.a] == set.fingers[q.b])))
+        })
+        .collect();
+    Tensor::from_data(TensorData::new(labels, [n, n]), device)
 }
 
 /// Packs images into a [N, 1, S, S] tensor.

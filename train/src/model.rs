@@ -184,6 +184,27 @@ impl<B: Backend> Siamese<B> {
         logit.squeeze_dim(1)
     }
 
+    /// Logits of every enrolled print against every probe, [N, M]: entry (i, k) is
+    /// FC-1((r_i − q_k)²) with r the enrolment and q the query templates — the pair logit
+    /// of [`Self::logit`] for (a_i, b_k), each image embedded once, not once per pair.
+    ///
+    /// Both sets go through the network as one batch, so in training the batch-norm
+    /// statistics are those of prints and probes together — the single set of running
+    /// statistics inference normalises both with. (Embedding them in two calls, as
+    /// [`Self::logit`] and Blind-Touch's Keras model do, normalises the clean prints and
+    /// the augmented probes each by their own statistics in training only.)
+    pub fn logit_matrix(&self, enrolled: Tensor<B, 4>, probes: Tensor<B, 4>) -> Tensor<B, 2> {
+        let n = enrolled.dims()[0];
+        let m = probes.dims()[0];
+        let e = self.embed(Tensor::cat(vec![enrolled, probes], 0));
+        let r = self.fc16.forward(e.clone().narrow(0, 0, n));
+        let q = e.narrow(0, n, m).matmul(self.fc16.weight.val());
+        let t = r.dims()[1];
+        let d = r.reshape([n, 1, t]).repeat_dim(1, m) - q.reshape([1, m, t]).repeat_dim(0, n);
+        let squares: Tensor<B, 2> = d.powf_scalar(2.0).reshape([n * m, t]);
+        self.fc1.forward(squares).reshape([n, m])
+    }
+
     /// Enrolment templates r = W·e + b (the first input's side of the pair), [N, 16].
     pub fn enrolment_templates(&self, images: Tensor<B, 4>) -> Tensor<B, 2> {
         self.fc16.forward(self.embed(images))

@@ -3,7 +3,7 @@
 //! and the best epoch's weights kept.
 
 use crate::config::TrainConfig;
-use crate::data::{batch, sample_pairs, ImageSet, Pair};
+use crate::data::{batch, label_matrix, sample_anchors, sample_pairs, ImageSet, Pair};
 use crate::error::Result;
 use crate::model::Siamese;
 use burn::module::AutodiffModule;
@@ -37,6 +37,41 @@ pub fn bce_with_logits<B: Backend>(logits: Tensor<B, 1>, labels: Tensor<B, 1>) -
     let positive = logits.clone().clamp_min(0.0);
     let softplus = logits.clone().abs().neg().exp().add_scalar(1.0).log();
     (positive - logits * labels + softplus).mean()
+}
+
+/// The in-batch loss on a logit matrix Z (rows: enrolled prints, columns: probes) with
+/// labels Y (1 genuine): class-balanced binary cross-entropy — the mean over genuine
+/// entries plus the mean over impostor entries, halved, so the B − 1 impostors per row
+/// do not drown the one genuine pair and the logit threshold stays meaningful — plus the
+/// symmetric softmax cross-entropy of each row and each column against its genuine
+/// entries, −log(Σ_genuine e^z / Σ_all e^z), which weights the hardest impostors most.
+pub fn in_batch_loss<B: Backend>(logits: Tensor<B, 2>, labels: Tensor<B, 2>) -> Tensor<B, 1> {
+    let positive = logits.clone().clamp_min(0.0);
+    let softplus = logits.clone().abs().neg().exp().add_scalar(1.0).log();
+    let bce = positive - logits.clone() * labels.clone() + softplus;
+    let impostors = labels.clone().neg().add_scalar(1.0);
+    let genuine_count = labels.clone().sum().clamp_min(1.0);
+    let impostor_count = impostors.clone().sum().clamp_min(1.0);
+    let balanced = ((bce.clone() * labels.clone()).sum() / genuine_count
+        + (bce * impostors).sum() / impostor_count)
+        .mul_scalar(0.5);
+    // Impostor entries pushed far down give the log-sum-exp over the genuine entries alone
+    // (every row and column of the batch has its own genuine probe or print).
+    let genuine_only = logits.clone() + (labels - 1.0).mul_scalar(1e9);
+    let term = |dim: usize| -> Tensor<B, 1> {
+        (log_sum_exp(logits.clone(), dim) - log_sum_exp(genuine_only.clone(), dim))
+            .mean()
+            .reshape([1])
+    };
+    let softmax = (term(1) + term(0)).mul_scalar(0.5);
+    balanced + softmax
+}
+
+/// log Σ e^x along `dim`, shifted by the (detached) maximum along it so that nothing
+/// overflows or underflows to a zero sum.
+fn log_sum_exp<B: Backend>(x: Tensor<B, 2>, dim: usize) -> Tensor<B, 2> {
+    let shift = x.clone().max_dim(dim).detach();
+    (x - shift.clone()).exp().sum_dim(dim).log() + shift
 }
 
 /// One epoch's numbers.
@@ -190,7 +225,13 @@ pub fn train<B: AutodiffBackend>(
     }
     for epoch in first..=opt.epochs {
         let start = Instant::now();
-        let pairs: Vec<Pair> = sample_pairs(train, &mut rng);
+        let in_batch = opt.objective == crate::config::Objective::InBatch;
+        let pairs: Vec<Pair> = if in_batch {
+            sample_anchors(train, &mut rng)
+        } else {
+            sample_pairs(train, &mut rng)
+        };
+        let rate = opt.schedule.rate(opt.learning_rate, epoch, opt.epochs);
         let bar = if show_progress {
             progress(pairs.len() as u64, epoch)
         } else {
@@ -199,11 +240,15 @@ pub fn train<B: AutodiffBackend>(
         let (mut loss_sum, mut batches) = (0.0, 0usize);
         for chunk in pairs.chunks(opt.batch_size) {
             let (a, b, labels) = batch::<B>(train, chunk, &augmenter, &mut rng, device)?;
-            let loss = bce_with_logits(model.logit(a, b), labels);
+            let loss = if in_batch {
+                in_batch_loss(model.logit_matrix(a, b), label_matrix(train, chunk, device))
+            } else {
+                bce_with_logits(model.logit(a, b), labels)
+            };
             loss_sum += loss.clone().into_scalar().elem::<f64>();
             batches += 1;
             let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optimizer.step(opt.learning_rate, model, grads);
+            model = optimizer.step(rate, model, grads);
             bar.inc(chunk.len() as u64);
         }
         bar.finish_and_clear();

@@ -1,6 +1,7 @@
 //! Training configs: the committed one parses; mistakes name the file, line and field.
 
 use std::path::Path;
+use train::config::{Objective, Schedule};
 
 fn write(dir: &Path, text: &str) -> std::path::PathBuf {
     let path = dir.join("train.yaml");
@@ -25,6 +26,67 @@ fn committed_config_parses() {
     assert_eq!(config.model.input_size, 64);
     assert_eq!(config.pipeline().unwrap().name, "blindtouch-socofing");
     assert!(!config.augmenter().unwrap().ops.is_empty());
+}
+
+#[test]
+fn every_committed_training_config_parses_and_validates() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with("train-") && name.ends_with(".yaml") {
+            let config = train::read_config(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
+            config.validate().unwrap_or_else(|e| panic!("{name}: {e}"));
+            seen += 1;
+        }
+    }
+    assert!(seen >= 4, "{seen} training configs");
+    let recipe = train::read_config(&dir.join("train-socofing.yaml")).unwrap();
+    assert_eq!(recipe.training.objective, Objective::InBatch);
+    assert_eq!(recipe.training.schedule, Schedule::Cosine);
+}
+
+#[test]
+fn the_default_objective_and_schedule_leave_older_recipes_digests_alone() {
+    // Recipes written before `objective` and `schedule` existed serialize as they did, so
+    // their model digests (the harness's cache keys) and checkpoints stay valid.
+    let dir = tempfile::tempdir().unwrap();
+    let config = train::read_config(&write(dir.path(), GOOD)).unwrap();
+    assert_eq!(config.training.objective, Objective::Pairs);
+    let json = serde_json::to_value(&config).unwrap();
+    let training = json["training"].as_object().unwrap();
+    assert!(!training.contains_key("objective") && !training.contains_key("schedule"));
+    // Spelled out, they change the digest; a schedule keeps the epoch budget in it.
+    let in_batch = write(
+        dir.path(),
+        &GOOD.replace("seed: 1 }", "seed: 1, objective: in-batch }"),
+    );
+    let in_batch = train::read_config(&in_batch).unwrap();
+    assert_ne!(
+        train::checkpoint::recipe_digest(&in_batch),
+        train::checkpoint::recipe_digest(&config)
+    );
+    let mut longer = config.clone();
+    longer.training.epochs += 5;
+    assert_eq!(
+        train::checkpoint::recipe_digest(&longer),
+        train::checkpoint::recipe_digest(&config)
+    );
+    let mut cosine = config.clone();
+    cosine.training.schedule = Schedule::Cosine;
+    let mut cosine_longer = cosine.clone();
+    cosine_longer.training.epochs += 5;
+    assert_ne!(
+        train::checkpoint::recipe_digest(&cosine_longer),
+        train::checkpoint::recipe_digest(&cosine)
+    );
+    let unknown = write(
+        dir.path(),
+        &GOOD.replace("seed: 1 }", "seed: 1, objective: triplets }"),
+    );
+    let message = train::read_config(&unknown).unwrap_err().to_string();
+    assert!(message.contains("triplets"), "{message}");
 }
 
 #[test]

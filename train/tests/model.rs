@@ -225,3 +225,42 @@ fn committed_small_model_loads_and_its_head_reproduces_the_network() {
         );
     }
 }
+
+#[test]
+fn the_logit_matrix_holds_every_pairs_logit() {
+    // Trained a few steps so that the head has weights of both signs and a bias that matters.
+    let config = ModelConfig {
+        input_size: 32,
+        width: 0.125,
+    };
+    let device = device();
+    let mut model = config.init::<CpuTraining>(&device);
+    let mut optimizer = AdamConfig::new().init();
+    for step in 0..3 {
+        let a = images::<CpuTraining>(4, 32, 10 + step, &device);
+        let b = images::<CpuTraining>(4, 32, 20 + step, &device);
+        let labels = Tensor::from_data(TensorData::new(vec![1.0f32, 0.0, 1.0, 0.0], [4]), &device);
+        let loss = bce_with_logits(model.logit(a, b), labels);
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optimizer.step(1e-2, model, grads);
+    }
+    let model = model.valid();
+    let (enrolled, probes) = (
+        images::<B>(3, 32, 1, &device),
+        images::<B>(5, 32, 2, &device),
+    );
+    let matrix = to_vec(model.logit_matrix(enrolled.clone(), probes.clone()));
+    assert_eq!(matrix.len(), 15);
+    for i in 0..3 {
+        for k in 0..5 {
+            let a = enrolled.clone().narrow(0, i, 1);
+            let b = probes.clone().narrow(0, k, 1);
+            let pair = to_vec(model.logit(a, b))[0];
+            let entry = matrix[i * 5 + k];
+            assert!(
+                (pair - entry).abs() <= 1e-4 * (1.0 + pair.abs()),
+                "({i}, {k}): pair logit {pair}, matrix entry {entry}"
+            );
+        }
+    }
+}

@@ -5,8 +5,9 @@ use std::path::Path;
 use train::config::TrainConfig;
 use train::{CpuTraining, TrainError};
 
-/// A tiny recipe (30 synthetic prints, 32×32, width 0.125, 3 epochs) writing to `out`.
-fn config(out: &Path, data: Option<&Path>, learning_rate: f64) -> TrainConfig {
+/// A tiny recipe (30 synthetic prints, 32×32, width 0.125, 3 epochs) writing to `out`,
+/// with `extra` lines in its `training:` block.
+fn config(out: &Path, data: Option<&Path>, learning_rate: f64, extra: &str) -> TrainConfig {
     let data = match data {
         Some(path) => format!("path: {}", path.display()),
         None => "synthetic: { preset: socofing, fingers: 3, seed: 7, altered: false }".into(),
@@ -14,7 +15,7 @@ fn config(out: &Path, data: Option<&Path>, learning_rate: f64) -> TrainConfig {
     let yaml = format!(
         "data:\n  {data}\n  pipeline: blindtouch-socofing\n  augmentation: blindtouch-socofing\n  \
          split_seed: 42\nmodel:\n  input_size: 32\n  width: 0.125\ntraining:\n  epochs: 3\n  \
-         batch_size: 8\n  learning_rate: {learning_rate}\n  patience: 10\n  seed: 1\nout: {}\n",
+         batch_size: 8\n  learning_rate: {learning_rate}\n  patience: 10\n  seed: 1\n{extra}out: {}\n",
         out.display()
     );
     let path = out.with_extension("yaml");
@@ -24,13 +25,29 @@ fn config(out: &Path, data: Option<&Path>, learning_rate: f64) -> TrainConfig {
 
 #[test]
 fn a_stopped_run_resumes_to_the_uninterrupted_runs_weights() {
+    stopped_run_resumes("");
+}
+
+/// The in-batch objective with a cosine schedule: the rate of a resumed epoch comes from
+/// its number, and its batches from the restored generator.
+#[test]
+fn a_stopped_in_batch_cosine_run_resumes_to_the_same_weights() {
+    stopped_run_resumes("  objective: in-batch\n  schedule: cosine\n");
+}
+
+/// Burn's parameter initialisation draws from one process-wide generator, seeded per
+/// run: two runs at once would interleave their draws.
+static ONE_RUN_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn stopped_run_resumes(extra: &str) {
+    let _one = ONE_RUN_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let tmp = tempfile::tempdir().unwrap();
     let (stopped, whole) = (tmp.path().join("stopped"), tmp.path().join("whole"));
     // One synthetic set for both runs.
-    let data = train::dataset_folder(&config(&stopped, None, 1e-3)).unwrap();
+    let data = train::dataset_folder(&config(&stopped, None, 1e-3, extra)).unwrap();
     let device = Default::default();
 
-    let first = config(&stopped, Some(&data), 1e-3);
+    let first = config(&stopped, Some(&data), 1e-3, extra);
     match train::run_with::<CpuTraining>(&first, &device, false, false, Some(2)) {
         Err(TrainError::Stopped { epoch: 2, .. }) => {}
         Err(e) => panic!("expected a stop after epoch 2, got {e}"),
@@ -48,7 +65,7 @@ fn a_stopped_run_resumes_to_the_uninterrupted_runs_weights() {
     );
 
     // A checkpoint of another recipe is not resumed from.
-    let other = config(&stopped, Some(&data), 2e-3);
+    let other = config(&stopped, Some(&data), 2e-3, extra);
     let refused = train::run_with::<CpuTraining>(&other, &device, false, true, None);
     let message = refused
         .err()
@@ -58,7 +75,8 @@ fn a_stopped_run_resumes_to_the_uninterrupted_runs_weights() {
 
     let resumed = train::run_with::<CpuTraining>(&first, &device, false, true, None).unwrap();
     let uninterrupted =
-        train::run::<CpuTraining>(&config(&whole, Some(&data), 1e-3), &device, false).unwrap();
+        train::run::<CpuTraining>(&config(&whole, Some(&data), 1e-3, extra), &device, false)
+            .unwrap();
 
     assert_eq!(resumed.history.len(), 3);
     assert_eq!(resumed.best_epoch, uninterrupted.best_epoch);
