@@ -96,15 +96,21 @@ fn heads() -> Vec<(&'static str, MatchModel)> {
         ("extremes and zeros", extremes),
         ("all negative (reaches the t bound)", all_negative),
         ("committed model", committed_head()),
+        ("committed model socofing", committed_head_of("socofing")),
     ]
 }
 
 /// FC-1 of models/socofing-small (9 positive, 7 negative weights).
 fn committed_head() -> MatchModel {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../models/socofing-small/head.json"
-    );
+    let head = committed_head_of("socofing-small");
+    let weights = &head.weights;
+    assert!(weights.iter().any(|&w| w > 0.0) && weights.iter().any(|&w| w < 0.0));
+    head
+}
+
+/// FC-1, bias and threshold of the committed model folder `models/<name>`.
+fn committed_head_of(name: &str) -> MatchModel {
+    let path = format!("{}/../models/{name}/head.json", env!("CARGO_MANIFEST_DIR"));
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let weights: Vec<f32> = json["head"]["fc1_weight"]
@@ -114,7 +120,6 @@ fn committed_head() -> MatchModel {
         .map(|w| w.as_f64().unwrap() as f32)
         .collect();
     assert_eq!(weights.len(), 16);
-    assert!(weights.iter().any(|&w| w > 0.0) && weights.iter().any(|&w| w < 0.0));
     MatchModel {
         weights,
         bias: json["head"]["fc1_bias"].as_f64().unwrap() as f32,

@@ -192,8 +192,16 @@ fn export_and_load_round_trip_gives_identical_outputs() {
 }
 
 #[test]
-fn committed_small_model_loads_and_its_head_reproduces_the_network() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/socofing-small");
+fn committed_models_load_and_their_heads_reproduce_the_network() {
+    for name in ["socofing-small", "socofing"] {
+        committed_model_loads_and_its_head_reproduces_the_network(name);
+    }
+}
+
+fn committed_model_loads_and_its_head_reproduces_the_network(name: &str) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../models")
+        .join(name);
     let (model, exported) = train::export::load::<B>(&dir, &device()).unwrap();
     assert!(exported.threshold > 0.0 && exported.threshold < 1.0);
     assert!(
@@ -211,7 +219,12 @@ fn committed_small_model_loads_and_its_head_reproduces_the_network() {
     for i in 0..3 {
         let r = exported.head.enrolment_template(&ea[i * d..(i + 1) * d]);
         let q = exported.head.query_template(&eb[i * d..(i + 1) * d]);
-        assert!((exported.head.logit(&q, &r) - logits[i] as f64).abs() < 1e-4);
+        let head = exported.head.logit(&q, &r);
+        assert!(
+            (head - logits[i] as f64).abs() < 1e-4 * (1.0 + head.abs()),
+            "{name}, pair {i}: head {head}, network {}",
+            logits[i]
+        );
         // With the trained (non-zero) FC-16 bias the head is not symmetric: the other
         // orientation — the bias on the probe, as the evaluation once scored — is a
         // different function of the pair.
@@ -220,7 +233,7 @@ fn committed_small_model_loads_and_its_head_reproduces_the_network() {
         let swapped = exported.head.logit(&q_swapped, &r_swapped);
         assert!(
             (swapped - logits[i] as f64).abs() > 1e-3,
-            "pair {i}: swapping the pair must change the logit ({swapped} vs {})",
+            "{name}, pair {i}: swapping the pair must change the logit ({swapped} vs {})",
             logits[i]
         );
     }
