@@ -210,7 +210,7 @@ pub fn run_with<B: burn::tensor::backend::AutodiffBackend>(
     // impostor probes not augmented), so it is tuned for the class ratio and probe kinds it
     // is judged on. (Tuning it on the training loop's validation pairs — one per image,
     // genuine with p = 1/2, every probe augmented — set it for another ratio: on
-    // models/socofing it cost F1 0.5 points.) Seeded apart from the test's probes.
+    // models/socofing it cost 0.26 points of test F1.) Seeded apart from the test's probes.
     export::save(&config.out, trained.model.clone(), &exported)?;
     let validation = evaluation::TestSet::load_part(
         &config.out,
