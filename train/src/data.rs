@@ -106,12 +106,7 @@ pub fn sample_pairs(set: &ImageSet, rng: &mut ChaCha8Rng) -> Vec<Pair> {
         .map(|a| {
             let own = &by_finger[&set.fingers[a]];
             if rng.random_bool(0.5) || distinct < 2 {
-                let others: Vec<usize> = own.iter().copied().filter(|&x| x != a).collect();
-                let b = if others.is_empty() {
-                    a
-                } else {
-                    others[rng.random_range(0..others.len())]
-                };
+                let b = genuine_partner(own, a, rng);
                 Pair { a, b, label: 1.0 }
             } else {
                 loop {
@@ -125,6 +120,17 @@ pub fn sample_pairs(set: &ImageSet, rng: &mut ChaCha8Rng) -> Vec<Pair> {
         .collect()
 }
 
+/// Another image of `a`'s finger (`own` lists them all), drawn uniformly; `a` itself
+/// when the finger has no other (it is augmented before use).
+fn genuine_partner(own: &[usize], a: usize, rng: &mut ChaCha8Rng) -> usize {
+    let others: Vec<usize> = own.iter().copied().filter(|&x| x != a).collect();
+    if others.is_empty() {
+        a
+    } else {
+        others[rng.random_range(0..others.len())]
+    }
+}
+
 /// One genuine pair per image, in a shuffled order, for the in-batch objective: the image
 /// as the enrolled print and another impression of its finger as the probe (the image
 /// itself when it has no other; the probe is augmented either way).
@@ -135,13 +141,7 @@ pub fn sample_anchors(set: &ImageSet, rng: &mut ChaCha8Rng) -> Vec<Pair> {
     order
         .into_iter()
         .map(|a| {
-            let own = &by_finger[&set.fingers[a]];
-            let others: Vec<usize> = own.iter().copied().filter(|&x| x != a).collect();
-            let b = if others.is_empty() {
-                a
-            } else {
-                others[rng.random_range(0..others.len())]
-            };
+            let b = genuine_partner(&by_finger[&set.fingers[a]], a, rng);
             Pair { a, b, label: 1.0 }
         })
         .collect()

@@ -34,9 +34,17 @@ pub struct Resumable {
 /// Numerically stable binary cross-entropy on logits, averaged:
 /// max(x, 0) − x·y + log(1 + e^(−|x|)).
 pub fn bce_with_logits<B: Backend>(logits: Tensor<B, 1>, labels: Tensor<B, 1>) -> Tensor<B, 1> {
+    bce_terms(logits, labels).mean()
+}
+
+/// Binary cross-entropy of every entry, max(x, 0) − x·y + log(1 + e^(−|x|)).
+fn bce_terms<B: Backend, const D: usize>(
+    logits: Tensor<B, D>,
+    labels: Tensor<B, D>,
+) -> Tensor<B, D> {
     let positive = logits.clone().clamp_min(0.0);
     let softplus = logits.clone().abs().neg().exp().add_scalar(1.0).log();
-    (positive - logits * labels + softplus).mean()
+    positive - logits * labels + softplus
 }
 
 /// The in-batch loss on a logit matrix Z (rows: enrolled prints, columns: probes) with
@@ -46,9 +54,7 @@ pub fn bce_with_logits<B: Backend>(logits: Tensor<B, 1>, labels: Tensor<B, 1>) -
 /// symmetric softmax cross-entropy of each row and each column against its genuine
 /// entries, −log(Σ_genuine e^z / Σ_all e^z), which weights the hardest impostors most.
 pub fn in_batch_loss<B: Backend>(logits: Tensor<B, 2>, labels: Tensor<B, 2>) -> Tensor<B, 1> {
-    let positive = logits.clone().clamp_min(0.0);
-    let softplus = logits.clone().abs().neg().exp().add_scalar(1.0).log();
-    let bce = positive - logits.clone() * labels.clone() + softplus;
+    let bce = bce_terms(logits.clone(), labels.clone());
     let impostors = labels.clone().neg().add_scalar(1.0);
     let genuine_count = labels.clone().sum().clamp_min(1.0);
     let impostor_count = impostors.clone().sum().clamp_min(1.0);
